@@ -1,0 +1,15 @@
+"""The spine: metadata and artifact stores, picked by URI scheme."""
+
+from shipyard.store.protocols import ArtifactStore, DatasetStore, GarbageCollector, ModelStore, RunStore
+from shipyard.store.registry import Stores, open_stores, redact_uri
+
+__all__ = [
+    "ArtifactStore",
+    "DatasetStore",
+    "GarbageCollector",
+    "ModelStore",
+    "RunStore",
+    "Stores",
+    "open_stores",
+    "redact_uri",
+]

@@ -1,0 +1,83 @@
+"""Backends chosen by URI scheme from a table of ``module:function`` strings, imported on first use."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from shipyard.config import Settings
+from shipyard.errors import ConfigError
+from shipyard.store.protocols import ArtifactStore, DatasetStore, GarbageCollector, ModelStore, RunStore
+
+METADATA_BACKENDS = {
+    "sqlite": "shipyard.store.sql:open_sql_metadata",
+    "postgresql": "shipyard.store.sql:open_sql_metadata",
+    "postgresql+psycopg": "shipyard.store.sql:open_sql_metadata",
+}
+ARTIFACT_BACKENDS = {
+    "file": "shipyard.store.artifacts:FsspecArtifactStore",
+    "s3": "shipyard.store.artifacts:FsspecArtifactStore",
+    "memory": "shipyard.store.artifacts:FsspecArtifactStore",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """Every store one settings object resolves to."""
+
+    settings: Settings
+    runs: RunStore
+    datasets: DatasetStore
+    models: ModelStore
+    gc: GarbageCollector
+    artifacts: ArtifactStore
+
+
+def redact_uri(uri: str) -> str:
+    """The URI with any password replaced by ``***``, safe to print."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{parts.username}:***@{host}" if parts.username else host
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _load(table: dict[str, str], uri: str, what: str) -> Callable[..., object]:
+    scheme = uri.split("://", 1)[0] if "://" in uri else ""
+    target = table.get(scheme)
+    if target is None:
+        known = ", ".join(sorted(table))
+        raise ConfigError(f"{what} URI {redact_uri(uri)!r} has scheme {scheme!r}; known schemes: {known}")
+    module_name, attr = target.split(":")
+    factory: Callable[..., object] = getattr(importlib.import_module(module_name), attr)
+    return factory
+
+
+_cache: dict[tuple[str, str, str | None], Stores] = {}
+_cache_lock = threading.Lock()
+
+
+def open_stores(settings: Settings) -> Stores:
+    """Open (once per process and URI pair) the stores that ``settings`` point at.
+
+    Engines and connection pools are expensive, so stores are shared per URI pair;
+    they hold no per-run state.
+    """
+    key = (settings.store_uri, settings.artifact_uri, settings.s3_endpoint_url)
+    with _cache_lock:
+        cached = _cache.get(key)
+        if cached is not None and cached.settings == settings:
+            return cached
+        open_metadata = _load(METADATA_BACKENDS, settings.store_uri, "metadata store")
+        artifact_class = _load(ARTIFACT_BACKENDS, settings.artifact_uri, "artifact store")
+        runs, datasets, models, gc = open_metadata(settings.store_uri)  # type: ignore[misc]
+        artifacts = artifact_class(settings.artifact_uri, endpoint_url=settings.s3_endpoint_url)
+        stores = Stores(settings, runs, datasets, models, gc, artifacts)  # type: ignore[arg-type]
+        _cache[key] = stores
+        return stores

@@ -1,0 +1,17 @@
+"""The SQL backend: one implementation for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from shipyard.store.sql._engine import Database
+from shipyard.store.sql.datasets import SqlDatasetStore
+from shipyard.store.sql.gc import SqlGarbageCollector
+from shipyard.store.sql.models import SqlModelStore
+from shipyard.store.sql.runs import SqlRunStore
+
+__all__ = ["Database", "SqlDatasetStore", "SqlGarbageCollector", "SqlModelStore", "SqlRunStore", "open_sql_metadata"]
+
+
+def open_sql_metadata(uri: str) -> tuple[SqlRunStore, SqlDatasetStore, SqlModelStore, SqlGarbageCollector]:
+    """The four metadata stores over one shared engine."""
+    db = Database(uri)
+    return SqlRunStore(db), SqlDatasetStore(db), SqlModelStore(db), SqlGarbageCollector(db)

@@ -1,0 +1,41 @@
+"""``INSERT ... ON CONFLICT DO UPDATE`` for SQLite and PostgreSQL, which spell it the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Table, literal_column
+from sqlalchemy.dialects import postgresql, sqlite
+
+
+class _Upsert:
+    @staticmethod
+    def excluded(column: str) -> ColumnElement[Any]:
+        """The value the conflicting insert proposed, usable in ``where``."""
+        return literal_column(f"excluded.{column}")
+
+    @staticmethod
+    def execute(
+        conn: Connection,
+        table: Table,
+        rows: Sequence[dict[str, Any]],
+        *,
+        keys: Sequence[str],
+        update: Sequence[str],
+        where: ColumnElement[bool] | None = None,
+    ) -> None:
+        """Insert ``rows``; where a row with the same ``keys`` exists, overwrite ``update`` columns."""
+        if not rows:
+            return
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: stmt.excluded[name] for name in update},
+            where=where,
+        )
+        conn.execute(stmt, list(rows))
+
+
+upsert = _Upsert()

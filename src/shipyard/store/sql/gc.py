@@ -1,0 +1,42 @@
+"""Garbage collection for the SQL metadata store: purge soft-deleted rows, list live blobs."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, union
+
+from shipyard.store import schema as s
+from shipyard.store.sql._engine import Database
+
+
+class SqlGarbageCollector:
+    """What ``shipyard gc`` needs from the metadata store."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def purge_deleted(self) -> dict[str, int]:
+        """Permanently delete soft-deleted runs, model versions and experiments (their rows cascade)."""
+        counts: dict[str, int] = {}
+        with self.db.write() as conn:
+            dead_runs = select(s.runs.c.id).where(s.runs.c.deleted_at.is_not(None))
+            for child in (s.params, s.tags, s.metrics, s.latest_metrics, s.artifacts, s.run_datasets):
+                conn.execute(delete(child).where(child.c.run_id.in_(dead_runs)))
+            counts["runs"] = conn.execute(delete(s.runs).where(s.runs.c.deleted_at.is_not(None))).rowcount
+            counts["model_versions"] = conn.execute(
+                delete(s.model_versions).where(s.model_versions.c.deleted_at.is_not(None))
+            ).rowcount
+            live = select(s.runs.c.experiment_id)
+            counts["experiments"] = conn.execute(
+                delete(s.experiments).where(s.experiments.c.deleted_at.is_not(None), s.experiments.c.id.not_in(live))
+            ).rowcount
+        return counts
+
+    def referenced_digests(self) -> set[str]:
+        """Every blob digest some live row still points at."""
+        query = union(
+            select(s.artifacts.c.digest),
+            select(s.dataset_versions.c.artifact_digest),
+            select(s.model_versions.c.manifest_digest),
+        )
+        with self.db.read() as conn:
+            return set(conn.execute(query).scalars())
