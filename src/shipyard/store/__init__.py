@@ -1,7 +1,7 @@
 """The spine: metadata and artifact stores, picked by URI scheme."""
 
 from shipyard.store.protocols import ArtifactStore, DatasetStore, GarbageCollector, ModelStore, RunStore
-from shipyard.store.registry import Stores, open_stores, redact_uri
+from shipyard.store.registry import Stores, close_stores, open_stores, redact_uri
 
 __all__ = [
     "ArtifactStore",
@@ -10,6 +10,7 @@ __all__ = [
     "ModelStore",
     "RunStore",
     "Stores",
+    "close_stores",
     "open_stores",
     "redact_uri",
 ]

@@ -34,6 +34,7 @@ class Stores:
     models: ModelStore
     gc: GarbageCollector
     artifacts: ArtifactStore
+    close: Callable[[], None]
 
 
 def redact_uri(uri: str) -> str:
@@ -76,8 +77,17 @@ def open_stores(settings: Settings) -> Stores:
             return cached
         open_metadata = _load(METADATA_BACKENDS, settings.store_uri, "metadata store")
         artifact_class = _load(ARTIFACT_BACKENDS, settings.artifact_uri, "artifact store")
-        runs, datasets, models, gc = open_metadata(settings.store_uri)  # type: ignore[misc]
+        runs, datasets, models, gc, close = open_metadata(settings.store_uri)  # type: ignore[misc]
         artifacts = artifact_class(settings.artifact_uri, endpoint_url=settings.s3_endpoint_url)
-        stores = Stores(settings, runs, datasets, models, gc, artifacts)  # type: ignore[arg-type]
+        stores = Stores(settings, runs, datasets, models, gc, artifacts, close)  # type: ignore[arg-type]
         _cache[key] = stores
         return stores
+
+
+def close_stores(settings: Settings) -> None:
+    """Dispose of the connections held for ``settings`` (tests and short-lived tools call this)."""
+    key = (settings.store_uri, settings.artifact_uri, settings.s3_endpoint_url)
+    with _cache_lock:
+        stores = _cache.pop(key, None)
+    if stores is not None:
+        stores.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from shipyard.store.sql._engine import Database
 from shipyard.store.sql.datasets import SqlDatasetStore
 from shipyard.store.sql.gc import SqlGarbageCollector
@@ -11,7 +13,9 @@ from shipyard.store.sql.runs import SqlRunStore
 __all__ = ["Database", "SqlDatasetStore", "SqlGarbageCollector", "SqlModelStore", "SqlRunStore", "open_sql_metadata"]
 
 
-def open_sql_metadata(uri: str) -> tuple[SqlRunStore, SqlDatasetStore, SqlModelStore, SqlGarbageCollector]:
-    """The four metadata stores over one shared engine."""
+def open_sql_metadata(
+    uri: str,
+) -> tuple[SqlRunStore, SqlDatasetStore, SqlModelStore, SqlGarbageCollector, Callable[[], None]]:
+    """The four metadata stores over one shared engine, and the function that closes it."""
     db = Database(uri)
-    return SqlRunStore(db), SqlDatasetStore(db), SqlModelStore(db), SqlGarbageCollector(db)
+    return SqlRunStore(db), SqlDatasetStore(db), SqlModelStore(db), SqlGarbageCollector(db), db.engine.dispose

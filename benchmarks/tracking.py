@@ -1,0 +1,288 @@
+"""Tracking benchmark: the same workload through shipyard (in this process) and MLflow (a subprocess).
+
+Run ``bash benchmarks/setup_peers.sh`` once, then::
+
+    .venv/bin/python benchmarks/tracking.py [--quick] [--json results.json]
+
+Each tool gets a fresh temporary folder with a SQLite metadata store and local artifacts.
+MLflow runs from ``benchmarks/.venv-peers`` so it never enters shipyard's environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from _workload import (
+    COMMON_FILTER,
+    RICH_FILTER,
+    Workload,
+    best_of,
+    expected_matches,
+    loss,
+    run_metrics,
+    run_params,
+)
+from shipyard.store import Stores, close_stores
+from shipyard.store.entities import MetricPoint
+from shipyard.tracking import api as sy
+
+HERE = Path(__file__).resolve().parent
+PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
+MLFLOW_ENV = {
+    # Telemetry off: nothing leaves the machine and no reporting thread competes for the CPU.
+    "DO_NOT_TRACK": "true",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false",
+    "GIT_PYTHON_REFRESH": "quiet",
+    # Async logging flushes batches every second, MLflow's closest match to shipyard's buffer.
+    "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS": "1",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One line of the table: which figure of each tool to compare, and the ratio we promised."""
+
+    label: str
+    shipyard_key: str
+    mlflow_key: str
+    unit: str
+    target: float | None = None
+
+
+def comparisons(work: Workload) -> list[Comparison]:
+    """The table's lines; every figure is a cost, so MLflow/shipyard is how many times faster shipyard is."""
+    repeats = f"best of {work.repeats}"
+    return [
+        Comparison(
+            "log_metric, buffered vs MLflow async", "log_metric_buffered_us", "log_metric_buffered_us", "µs/call", 30
+        ),
+        Comparison("log_metric, each tool's default", "log_metric_buffered_us", "log_metric_sync_us", "µs/call"),
+        Comparison("log_metric, synchronous", "log_metric_sync_us", "log_metric_sync_us", "µs/call"),
+        Comparison(
+            f"log {work.batch_points:,} points in batches of {work.batch_size:,}", "log_batch_s", "log_batch_s", "s"
+        ),
+        Comparison(
+            f"read a {work.batch_points:,}-point history ({repeats})", "history_read_s", "history_read_s", "s", 10
+        ),
+        Comparison("create a run with 2 params + 2 metrics", "create_run_ms", "create_run_ms", "ms/run", 20),
+        Comparison(f"search_runs, AND filter ({repeats})", "search_s", "search_s", "s", 5),
+        Comparison(
+            f"search_runs, or/in filter ({repeats}; MLflow: 4 AND queries)", "search_rich_s", "search_rich_s", "s"
+        ),
+    ]
+
+
+# shipyard's half -------------------------------------------------------------------------
+def run_shipyard(work: Workload, folder: Path) -> dict[str, Any]:
+    """Run the workload through shipyard against a fresh store in ``folder``."""
+    os.environ["SHIPYARD_STORE"] = f"sqlite:///{folder / 'shipyard.db'}"
+    os.environ["SHIPYARD_ARTIFACTS"] = (folder / "artifacts").as_uri()
+    stores = sy.resolve_stores(None)  # settings are read now, from the variables just set
+    with sy.start_run("warm-up"):  # lazy imports, migrations, the flusher thread: outside the timings
+        sy.log_params({"p": "1"})
+        sy.log_metric("m", 1.0)
+        sy.log_metric("m", 2.0, step=1, synchronous=True)
+    results: dict[str, Any] = {"version": metadata.version("shipyard")}
+    results |= _shipyard_log_metric(stores, work)
+    results |= _shipyard_batches_and_history(stores, work)
+    results |= _shipyard_runs_and_search(stores, work)
+    close_stores(stores.settings)
+    return results
+
+
+def _shipyard_log_metric(stores: Stores, work: Workload) -> dict[str, Any]:
+    with sy.start_run("log-metric-sync"):
+        start = time.perf_counter()
+        for step in range(work.sync_calls):
+            sy.log_metric("loss", loss(step), step=step, synchronous=True)
+        sync_s = time.perf_counter() - start
+
+    with sy.start_run("log-metric-buffered") as run:
+        start = time.perf_counter()
+        for step in range(work.buffered_calls):
+            sy.log_metric("loss", loss(step), step=step)
+        loop_s = time.perf_counter() - start
+        sy.flush()
+        total_s = time.perf_counter() - start
+    written = len(stores.runs.get_metric_history(run.id, "loss"))
+    if written != work.buffered_calls:
+        raise SystemExit(f"shipyard's buffer wrote {written} of {work.buffered_calls} points")
+    return {
+        "log_metric_sync_us": sync_s / work.sync_calls * 1e6,
+        "log_metric_buffered_us": total_s / work.buffered_calls * 1e6,
+        "log_metric_buffered_loop_s": loop_s,
+        "log_metric_buffered_flush_s": total_s - loop_s,
+    }
+
+
+def _shipyard_batches_and_history(stores: Stores, work: Workload) -> dict[str, Any]:
+    with sy.start_run("log-batch") as run:
+        start = time.perf_counter()
+        for first in range(0, work.batch_points, work.batch_size):
+            now = time.time()
+            steps = range(first, min(first + work.batch_size, work.batch_points))
+            stores.runs.log_metrics(run.id, [MetricPoint("loss", loss(s), s, now) for s in steps])
+        batch_s = time.perf_counter() - start
+    history_s, history = best_of(work.repeats, lambda: stores.runs.get_metric_history(run.id, "loss"))
+    return {"log_batch_s": batch_s, "history_read_s": history_s, "history_points": len(history)}
+
+
+def _shipyard_runs_and_search(stores: Stores, work: Workload) -> dict[str, Any]:
+    experiment = stores.runs.create_experiment("runs")  # MLflow's half also creates it before timing
+    start = time.perf_counter()
+    for index in range(work.runs):
+        with sy.start_run("runs"):
+            sy.log_params(run_params(index))
+            sy.log_metrics(run_metrics(index))
+    create_s = time.perf_counter() - start
+
+    def search(query: str) -> list[Any]:
+        page = stores.runs.search_runs(
+            [experiment.id], filter=query, order_by=[], max_results=work.runs, page_token=None
+        )
+        return list(page.items)
+
+    search_s, found = best_of(work.repeats, lambda: search(COMMON_FILTER))
+    rich_s, rich_found = best_of(work.repeats, lambda: search(RICH_FILTER))
+    return {
+        "create_run_ms": create_s / work.runs * 1e3,
+        "search_s": search_s,
+        "search_count": len(found),
+        "search_rich_s": rich_s,
+        "search_rich_count": len(rich_found),
+    }
+
+
+# MLflow's half ---------------------------------------------------------------------------
+def run_mlflow(work: Workload, folder: Path) -> dict[str, Any]:
+    """Run the workload through MLflow in the peers' virtualenv; its last line of output is JSON."""
+    if not PEERS_PYTHON.exists():
+        raise SystemExit(f"{PEERS_PYTHON} is missing: run `bash benchmarks/setup_peers.sh` first")
+    command = [str(PEERS_PYTHON), str(HERE / "_mlflow_tracking.py"), "--dir", str(folder), "--workload", work.to_json()]
+    done = subprocess.run(command, cwd=folder, env=os.environ | MLFLOW_ENV, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the MLflow half failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        raise SystemExit(f"the MLflow half printed nothing:\n{done.stderr[-4000:]}")
+    results: dict[str, Any] = json.loads(lines[-1])
+    return results
+
+
+# report ----------------------------------------------------------------------------------
+def check_counts(work: Workload, shipyard: Mapping[str, Any], mlflow: Mapping[str, Any]) -> None:
+    """Both tools must have done the same work: same history length, same search results."""
+    common, rich = expected_matches(work.runs)
+    wanted = {"history_points": work.batch_points, "search_count": common, "search_rich_count": rich}
+    for key, value in wanted.items():
+        got = {"shipyard": shipyard[key], "MLflow": mlflow[key]}
+        if any(v != value for v in got.values()):
+            raise SystemExit(f"{key}: expected {value}, got {got}")
+
+
+def compare(work: Workload, shipyard: Mapping[str, Any], mlflow: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One record per table line: both figures, the ratio, the target and whether it is met."""
+    rows = []
+    for c in comparisons(work):
+        ours, theirs = shipyard[c.shipyard_key], mlflow[c.mlflow_key]
+        ratio = theirs / ours
+        met = None if c.target is None else ratio >= c.target
+        rows.append({**asdict(c), "shipyard": ours, "mlflow": theirs, "ratio": ratio, "met": met})
+    return rows
+
+
+def _figure(value: float, unit: str) -> str:
+    digits = 1 if value >= 100 else 2 if value >= 1 else 4
+    return f"{value:,.{digits}f} {unit}"
+
+
+def _ratio(ratio: float) -> str:
+    return f"{ratio:,.1f}x faster" if ratio >= 1 else f"{1 / ratio:,.1f}x slower"
+
+
+def _verdict(row: Mapping[str, Any]) -> str:
+    if row["target"] is None:
+        return "—"
+    mark = "[green]met[/green]" if row["met"] else "[red]missed[/red]"
+    return f"≥{row['target']:g}x: {mark}"
+
+
+def render(rows: list[dict[str, Any]], shipyard: Mapping[str, Any], mlflow: Mapping[str, Any]) -> Table:
+    """The Rich table printed at the end."""
+    table = Table(title=f"Tracking: shipyard {shipyard['version']} vs MLflow {mlflow['version']} (SQLite, local files)")
+    table.add_column("workload")
+    table.add_column("shipyard", justify="right")
+    table.add_column("MLflow", justify="right")
+    table.add_column("MLflow / shipyard", justify="right")
+    table.add_column("target", justify="center")
+    for row in rows:
+        table.add_row(
+            row["label"],
+            _figure(row["shipyard"], row["unit"]),
+            _figure(row["mlflow"], row["unit"]),
+            _ratio(row["ratio"]),
+            _verdict(row),
+        )
+    return table
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
+
+
+def main() -> None:
+    """Run both halves, check they did the same work, print the table and optionally write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="every count divided by ten: a smoke run")
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
+    args = parser.parse_args()
+    work = Workload.sized(quick=args.quick)
+    console = Console()
+
+    with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as mlflow_dir:
+        console.print(f"MLflow half (peers' virtualenv, {mlflow_dir}) ...")
+        started = time.perf_counter()
+        mlflow = run_mlflow(work, Path(mlflow_dir))
+        console.print(f"  done in {time.perf_counter() - started:.1f} s")
+    with tempfile.TemporaryDirectory(prefix="bench-shipyard-") as shipyard_dir:
+        console.print(f"shipyard half (this process, {shipyard_dir}) ...")
+        started = time.perf_counter()
+        shipyard = run_shipyard(work, Path(shipyard_dir))
+        console.print(f"  done in {time.perf_counter() - started:.1f} s")
+
+    check_counts(work, shipyard, mlflow)
+    rows = compare(work, shipyard, mlflow)
+    console.print(render(rows, shipyard, mlflow))
+    if args.json:
+        report = {
+            "machine": machine(),
+            "workload": asdict(work),
+            "shipyard": shipyard,
+            "mlflow": mlflow,
+            "comparisons": rows,
+        }
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        console.print(f"results written to {args.json}")
+    missed = [row["label"] for row in rows if row["met"] is False]
+    if missed:
+        console.print(f"[red]missed targets:[/red] {'; '.join(missed)}")
+
+
+if __name__ == "__main__":
+    main()
