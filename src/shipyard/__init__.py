@@ -30,7 +30,7 @@ _PUBLIC_API: dict[str, str] = {
     "log_artifact": "shipyard.tracking.api",
     "log_artifacts": "shipyard.tracking.api",
     "flush": "shipyard.tracking.api",
-    "autolog": "shipyard.tracking.autolog",
+    "autolog": "shipyard.autolog",
     # datasets
     "log_dataset": "shipyard.datasets.api",
     "load_dataset": "shipyard.datasets.api",
@@ -43,9 +43,32 @@ _PUBLIC_API: dict[str, str] = {
     "Client": "shipyard.client",
 }
 
-__all__ = ["__version__", *_PUBLIC_API]
+__all__ = [  # noqa: RUF022 - grouped as in _PUBLIC_API
+    "__version__",
+    "start_run",
+    "end_run",
+    "active_run",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "set_tag",
+    "set_tags",
+    "log_artifact",
+    "log_artifacts",
+    "flush",
+    "autolog",
+    "log_dataset",
+    "load_dataset",
+    "log_model",
+    "load_model",
+    "set_alias",
+    "delete_alias",
+    "Client",
+]
 
 if TYPE_CHECKING:
+    from shipyard.autolog import autolog
     from shipyard.client import Client
     from shipyard.datasets.api import load_dataset, log_dataset
     from shipyard.registry.api import delete_alias, load_model, log_model, set_alias
@@ -63,7 +86,6 @@ if TYPE_CHECKING:
         set_tags,
         start_run,
     )
-    from shipyard.tracking.autolog import autolog
 
 
 def __getattr__(name: str) -> Any:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.config import Settings, resolve_settings
+from shipyard.datasets.api import referenced_digests as dataset_digests
 from shipyard.errors import NotFoundError
 from shipyard.lineage import LineageGraph, build_lineage
 from shipyard.store import Stores, open_stores
@@ -29,8 +30,9 @@ class Client:
         settings: fully resolved settings, overriding both.
     """
 
-    def __init__(self, store: str | None = None, artifacts: str | None = None, *,
-                 settings: Settings | None = None) -> None:
+    def __init__(
+        self, store: str | None = None, artifacts: str | None = None, *, settings: Settings | None = None
+    ) -> None:
         self.settings = settings or resolve_settings(store_uri=store, artifact_uri=artifacts)
         self.stores: Stores = open_stores(self.settings)
 
@@ -100,7 +102,8 @@ class Client:
     def gc(self, *, dry_run: bool = False) -> dict[str, Any]:
         """Purge soft-deleted records, then delete blobs no record references."""
         purged = {} if dry_run else self.stores.gc.purge_deleted()
-        live = self.stores.gc.referenced_digests()
+        # Folder datasets keep their files' digests inside a manifest blob the store cannot read.
+        live = self.stores.gc.referenced_digests() | dataset_digests(client=self)
         orphans = [d for d in self.stores.artifacts.list_digests() if d not in live]
         removed = 0 if dry_run else self.stores.artifacts.delete(orphans)
         return {**purged, "orphan_blobs": len(orphans), "blobs_deleted": removed}

@@ -113,13 +113,17 @@ class _Builder:
         )
         self.link(code, run_node, "executed_by")
         for link in self.stores.datasets.run_datasets([run.id]):
-            version = self.stores.datasets.get_dataset_version(link.name, link.version)
+            data_version = self.stores.datasets.get_dataset_version(link.name, link.version)
             data = self.add(
                 LineageNode(
                     f"dataset:{link.name}@{link.version}",
                     "dataset",
                     f"{link.name}@{link.version}",
-                    {"digest": version.digest, "num_rows": version.num_rows, "golden": "golden" in version.tags},
+                    {
+                        "digest": data_version.digest,
+                        "num_rows": data_version.num_rows,
+                        "golden": data_version.tags.get("golden") == "true",
+                    },
                 )
             )
             if link.role == "input":
@@ -172,12 +176,12 @@ def build_lineage(stores: Stores, ref: str) -> LineageGraph:
         return builder.graph(root)
     if ref.startswith("dataset:"):
         name, _, number = ref.removeprefix("dataset:").partition("@")
-        version = stores.datasets.get_dataset_version(name, int(number) if number.isdigit() else None)
-        root = f"dataset:{version.name}@{version.version}"
-        for link in stores.datasets.dataset_runs(version.name, version.version):
+        data = stores.datasets.get_dataset_version(name, int(number) if number.isdigit() else None)
+        root = f"dataset:{data.name}@{data.version}"
+        for link in stores.datasets.dataset_runs(data.name, data.version):
             builder.add_run(stores.runs.get_run(link.run_id))
         if root not in builder.nodes:
-            builder.add(LineageNode(root, "dataset", version.ref, {"digest": version.digest}))
+            builder.add(LineageNode(root, "dataset", data.ref, {"digest": data.digest}))
         return builder.graph(root)
     version = _resolve_version(stores, ref)
     root = builder.add_version(version)

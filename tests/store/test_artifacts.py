@@ -85,6 +85,9 @@ def test_unknown_scheme_lists_the_known_ones() -> None:
     from shipyard.store import open_stores
 
     settings = resolve_settings(store_uri="mongodb://user:secret@host/db", artifact_uri="file:///tmp/x", env={})
-    with pytest.raises(ConfigError, match=r"'mongodb://user:\*\*\*@host/db' has scheme 'mongodb'; known schemes: "
-                                          r"postgresql, postgresql\+psycopg, sqlite"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'mongodb://user:\*\*\*@host/db' has scheme 'mongodb'; known schemes: "
+        r"postgresql, postgresql\+psycopg, sqlite",
+    ):
         open_stores(settings)

@@ -51,7 +51,7 @@ def test_params_are_immutable_but_tags_overwrite(stores: Stores) -> None:
     run_id = _run(stores)
     stores.runs.log_params(run_id, {"lr": "0.1"})
     stores.runs.log_params(run_id, {"lr": "0.1"})  # the same value again is fine
-    with pytest.raises(ConflictError, match="param 'lr'.*already '0.1'"):
+    with pytest.raises(ConflictError, match=r"param 'lr'.*already '0\.1'"):
         stores.runs.log_params(run_id, {"lr": "0.2", "depth": "3"})
     assert stores.runs.get_run(run_id).params == {"lr": "0.1"}  # nothing half-written
     stores.runs.set_tags(run_id, {"team": "a"})
@@ -103,8 +103,10 @@ def _names(stores: Stores, filter: str, order_by: tuple[str, ...] = ("name",)) -
 @pytest.mark.parametrize(
     ("filter", "expected"),
     [
-        ("(metrics.auc > 0.9 or metrics.f1 > 0.8) and params.model in ('lgbm', 'xgb') and tags.team = 'growth'",
-         ["a", "b"]),
+        (
+            "(metrics.auc > 0.9 or metrics.f1 > 0.8) and params.model in ('lgbm', 'xgb') and tags.team = 'growth'",
+            ["a", "b"],
+        ),
         ("metrics.auc >= 0.91 and not params.model = 'linear'", ["a", "c"]),
         ("params.model like 'x%'", ["b", "c"]),
         ("params.model ilike 'LG%'", ["a", "e"]),

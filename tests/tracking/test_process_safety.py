@@ -58,7 +58,9 @@ def test_four_processes_each_log_every_point_exactly_once(settings: Settings) ->
     client = Client(settings=settings)
     client.list_experiments()  # create the schema before the race
     procs = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(i), "10000"], env=_env(settings, SHIPYARD_FLUSH_INTERVAL="0.05"))
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(i), "10000"], env=_env(settings, SHIPYARD_FLUSH_INTERVAL="0.05")
+        )
         for i in range(4)
     ]
     assert [p.wait(timeout=240) for p in procs] == [0, 0, 0, 0]

@@ -16,8 +16,8 @@ app = typer.Typer(help="Runs: one execution of training code and what it logged.
 @app.command("list")
 def list_runs(
     experiment: Annotated[str | None, typer.Argument(help="experiment name; all when omitted")] = None,
-    filter: Annotated[str | None, typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9\"")] = None,
-    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help="e.g. \"metrics.auc desc\"")] = None,
+    filter: Annotated[str | None, typer.Option("--filter", "-f", help='e.g. "metrics.auc > 0.9"')] = None,
+    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help='e.g. "metrics.auc desc"')] = None,
     limit: Annotated[int, typer.Option(help="at most this many runs")] = 50,
 ) -> None:
     """List runs with their status, duration and latest metrics."""
@@ -26,8 +26,9 @@ def list_runs(
     table = Table("run id", "experiment", "name", "status", "started", "duration", *metric_keys)
     for run in page.items:
         values = [number(run.metrics[k]) if k in run.metrics else "-" for k in metric_keys]
-        table.add_row(run.id[:12], run.experiment, run.name, run.status, when(run.start_time),
-                      seconds(run.duration), *values)
+        table.add_row(
+            run.id[:12], run.experiment, run.name, run.status, when(run.start_time), seconds(run.duration), *values
+        )
     console.print(table)
 
 
@@ -36,8 +37,10 @@ def show_run(run_id: Annotated[str, typer.Argument(help="the run id")]) -> None:
     """Show one run: params, latest metrics, tags, lineage and artifacts."""
     c = client()
     run = c.get_run(run_id)
-    console.print(f"[bold]{run.experiment}/{run.name}[/bold]  {run.id}  status={run.status}  "
-                  f"started={when(run.start_time)}  duration={seconds(run.duration)}")
+    console.print(
+        f"[bold]{run.experiment}/{run.name}[/bold]  {run.id}  status={run.status}  "
+        f"started={when(run.start_time)}  duration={seconds(run.duration)}"
+    )
     for title, values in (("params", run.params), ("metrics", run.metrics), ("tags", run.tags)):
         table = Table("key", "value", title=title)
         for key, value in sorted(values.items()):

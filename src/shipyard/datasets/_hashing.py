@@ -54,7 +54,7 @@ def _encode(h: Any, arr: pa.Array) -> None:
     t = arr.type
     if pa.types.is_null(t):
         return
-    if pa.types.is_extension_type(t):
+    if isinstance(t, pa.ExtensionType):
         _encode(h, arr.storage)
     elif pa.types.is_boolean(t):
         _segment(h, _numpy_bytes(pc.fill_null(arr, False) if arr.null_count else arr))
@@ -78,7 +78,7 @@ def _encode(h: Any, arr: pa.Array) -> None:
 
 
 def _is_binary_like(t: pa.DataType) -> bool:
-    return (
+    return bool(
         pa.types.is_string(t)
         or pa.types.is_large_string(t)
         or pa.types.is_binary(t)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 RunStatus = Literal["running", "finished", "failed", "killed"]
 RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "killed")
@@ -22,9 +22,12 @@ class Experiment:
     created_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class MetricPoint:
-    """One logged value of a metric: NaN and infinities are kept as such."""
+class MetricPoint(NamedTuple):
+    """One logged value of a metric: NaN and infinities are kept as such.
+
+    A NamedTuple rather than a frozen dataclass: it is built once per ``log_metric`` call
+    and once per history row, and tuple construction is several times cheaper.
+    """
 
     key: str
     value: float
@@ -153,3 +156,187 @@ def is_number(value: object) -> bool:
     """True for ints and floats (NaN and inf included), False for bools and everything else."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
+
+# flows -----------------------------------------------------------------------------
+
+FLOW_RUN_STATES: tuple[str, ...] = ("pending", "running", "succeeded", "failed", "cancelled", "crashed")
+TASK_RUN_STATES: tuple[str, ...] = (
+    "pending",
+    "running",
+    "succeeded",
+    "failed",
+    "retrying",
+    "cached",
+    "skipped",
+    "cancelled",
+    "crashed",
+)
+FINAL_FLOW_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled", "crashed"})
+
+
+@dataclass(frozen=True, slots=True)
+class ValueRef:
+    """A task input or output: the sha256 of its serialized bytes and how to read them back."""
+
+    digest: str
+    serializer: str
+    size: int
+    type_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    """Serialized bytes to record: kept inline in the metadata store when ``data`` is set."""
+
+    digest: str
+    size: int
+    data: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowInfo:
+    """What the store knows about a flow: its description, schedule, triggers and owners."""
+
+    name: str
+    description: str
+    entrypoint: str | None
+    schedule: str | None
+    timezone: str
+    triggers: tuple[str, ...]
+    owners: tuple[str, ...]
+    max_active_runs: int | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRun:
+    """One task call in a flow run: its state, attempts, timings, resources, inputs and output.
+
+    ``task_key`` is the task's identity in the DAG (``name-call_index``, ``[i]`` for a mapped
+    element); ``upstream`` lists the keys it waited for.
+    """
+
+    id: str
+    flow_run_id: str
+    task_key: str
+    name: str
+    state: str
+    attempts: int
+    created_at: float
+    start_time: float | None
+    end_time: float | None
+    resources: Mapping[str, float]
+    tags: tuple[str, ...]
+    upstream: tuple[str, ...]
+    inputs: Mapping[str, ValueRef | None]
+    input_hash: str
+    cache_key: str | None
+    output: ValueRef | None
+    error: str | None
+    kind: str
+    reused_from: str | None = None
+    tracking_run_id: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from the last attempt's start to the end, ``None`` while running."""
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRun:
+    """One execution of a flow: its state, parameters, timings, linked tracking run and tasks.
+
+    ``result`` is the flow's return value, loaded when the run is read through
+    ``shipyard.flows.get_flow_run`` (the store leaves it ``None``).
+    """
+
+    id: str
+    flow_name: str
+    state: str
+    params: Mapping[str, Any]
+    created_at: float
+    start_time: float | None
+    end_time: float | None
+    heartbeat_at: float | None
+    tracking_run_id: str | None
+    executor: str
+    trigger: str
+    scheduled_time: float | None
+    priority: int
+    run_count: int
+    error: str | None
+    result_ref: ValueRef | None
+    params_ref: ValueRef | None
+    entrypoint: str | None
+    cancel_requested: bool = False
+    tasks: tuple[TaskRun, ...] = ()
+    result: Any = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, ``None`` until it ends."""
+        if self.start_time is None or self.end_time is None:
+            return None
+        return self.end_time - self.start_time
+
+    def task(self, key: str) -> TaskRun:
+        """The task run with ``task_key`` (``name-0``) or, when unambiguous, task name."""
+        matches = [t for t in self.tasks if t.task_key == key] or [t for t in self.tasks if t.name == key]
+        if len(matches) != 1:
+            from shipyard.errors import NotFoundError
+
+            known = ", ".join(t.task_key for t in self.tasks) or "none"
+            raise NotFoundError(f"flow run {self.id} has no single task {key!r}; its tasks are: {known}", field="task")
+        return matches[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CursorMove:
+    """Advance a trigger's cursor from ``expected`` to ``new``; the run is enqueued only if it moved."""
+
+    key: str
+    expected: str | None
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRunRequest:
+    """A run to enqueue, claimed by ``claim_key`` (unique per flow) and/or a cursor move."""
+
+    flow_name: str
+    params: Mapping[str, Any]
+    trigger: str
+    priority: int = 0
+    scheduled_time: float | None = None
+    claim_key: str | None = None
+    cursor: CursorMove | None = None
+    entrypoint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEvent:
+    """Something that happened (a monitoring alert, ...) that flows can be triggered by."""
+
+    id: int
+    kind: str
+    name: str
+    payload: Mapping[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLogLine:
+    """A line a task printed or logged: ``stream`` is ``stdout``, ``stderr`` or ``log``."""
+
+    flow_run_id: str
+    task_run_id: str
+    task_key: str
+    stream: str
+    text: str
+    timestamp: float
+    id: int = 0

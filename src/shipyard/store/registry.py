@@ -6,11 +6,19 @@ import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from shipyard.config import Settings
 from shipyard.errors import ConfigError
-from shipyard.store.protocols import ArtifactStore, DatasetStore, GarbageCollector, ModelStore, RunStore
+from shipyard.store.protocols import (
+    ArtifactStore,
+    DatasetStore,
+    FlowRunStore,
+    GarbageCollector,
+    ModelStore,
+    RunStore,
+)
 
 METADATA_BACKENDS = {
     "sqlite": "shipyard.store.sql:open_sql_metadata",
@@ -35,6 +43,7 @@ class Stores:
     gc: GarbageCollector
     artifacts: ArtifactStore
     close: Callable[[], None]
+    flows: FlowRunStore
 
 
 def redact_uri(uri: str) -> str:
@@ -77,9 +86,10 @@ def open_stores(settings: Settings) -> Stores:
             return cached
         open_metadata = _load(METADATA_BACKENDS, settings.store_uri, "metadata store")
         artifact_class = _load(ARTIFACT_BACKENDS, settings.artifact_uri, "artifact store")
-        runs, datasets, models, gc, close = open_metadata(settings.store_uri)  # type: ignore[misc]
+        metadata: Any = open_metadata(settings.store_uri)
+        runs, datasets, models, gc, close, flows = metadata
         artifacts = artifact_class(settings.artifact_uri, endpoint_url=settings.s3_endpoint_url)
-        stores = Stores(settings, runs, datasets, models, gc, artifacts, close)  # type: ignore[arg-type]
+        stores = Stores(settings, runs, datasets, models, gc, artifacts, close, flows)  # type: ignore[arg-type]
         _cache[key] = stores
         return stores
 

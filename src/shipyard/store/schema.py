@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -205,4 +206,136 @@ model_tags = Table(
     Column("version", Integer, primary_key=True),  # 0 = tags of the registered model itself
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# flows ---------------------------------------------------------------------------
+
+flows = Table(
+    "flows",
+    metadata,
+    Column("name", NAME, primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("entrypoint", Text),
+    Column("schedule", String(120)),
+    Column("timezone", String(64), nullable=False),
+    Column("triggers", Text, nullable=False),
+    Column("owners", Text, nullable=False),
+    Column("max_active_runs", Integer),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# ``pending`` rows are the run queue: claimed by priority, then scheduled time.
+flow_runs = Table(
+    "flow_runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("flow_name", NAME, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("params_ref", Text),
+    Column("created_at", Float, nullable=False),
+    Column("start_time", Float),
+    Column("end_time", Float),
+    Column("heartbeat_at", Float),
+    Column("tracking_run_id", ID),
+    Column("executor", String(32), nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("scheduled_time", Float),
+    Column("priority", Integer, nullable=False),
+    Column("run_count", Integer, nullable=False),
+    Column("error", Text),
+    Column("result_ref", Text),
+    Column("entrypoint", Text),
+    Column("cancel_requested", Boolean, nullable=False),
+    Index("ix_flow_runs_flow_created", "flow_name", "created_at"),
+    Index("ix_flow_runs_state_heartbeat", "state", "heartbeat_at"),
+    Index("ix_flow_runs_state_priority", "state", "priority", "scheduled_time"),
+)
+
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("flow_run_id", ID, ForeignKey("flow_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("task_key", KEY, nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("start_time", Float),
+    Column("end_time", Float),
+    Column("resources", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("upstream", Text, nullable=False),
+    Column("inputs", Text, nullable=False),
+    Column("input_hash", String(64), nullable=False),
+    Column("cache_key", String(64)),
+    Column("output", Text),
+    Column("error", Text),
+    Column("kind", String(16), nullable=False),
+    Column("reused_from", ID),
+    Column("tracking_run_id", ID),
+    Column("options", Text, nullable=False),
+    UniqueConstraint("flow_run_id", "task_key"),
+    Index("ix_task_runs_cache_key", "cache_key", "end_time"),
+)
+
+task_logs = Table(
+    "task_logs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("flow_run_id", ID, ForeignKey("flow_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("task_run_id", ID, nullable=False),
+    Column("task_key", KEY, nullable=False),
+    Column("stream", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_task_logs_flow_run", "flow_run_id", "id"),
+)
+
+# Serialized task inputs and outputs by sha256: small ones inline (``data``), large ones in
+# the artifact store (``data`` is NULL; the garbage collector keeps those blobs alive).
+flow_values = Table(
+    "flow_values",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("data", LargeBinary),
+    Column("created_at", Float, nullable=False),
+)
+
+# A schedule slot or trigger event a flow was run for: the primary key makes a claim unique,
+# so two schedulers never both enqueue it.
+flow_claims = Table(
+    "flow_claims",
+    metadata,
+    Column("flow_name", NAME, primary_key=True),
+    Column("claim_key", KEY, primary_key=True),
+    Column("slot_time", Float),
+    Column("flow_run_id", ID),
+    Column("claimed_at", Float, nullable=False),
+    Index("ix_flow_claims_slot", "flow_name", "slot_time"),
+)
+
+# Where each trigger of a flow has read up to (a dataset version, an alias's version, an event id).
+flow_trigger_cursors = Table(
+    "flow_trigger_cursors",
+    metadata,
+    Column("flow_name", NAME, primary_key=True),
+    Column("trigger_key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Events other capabilities emit (monitoring alerts, ...) that flows can be triggered by.
+flow_events = Table(
+    "flow_events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("name", NAME, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_flow_events_kind_name", "kind", "name", "id"),
 )

@@ -93,9 +93,7 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if kind is None:
             status = "finished"
         elif issubclass(kind, KeyboardInterrupt):
@@ -105,8 +103,9 @@ class ActiveRun:
         self.end(status)
 
     # logging -----------------------------------------------------------------
-    def log_metric(self, key: str, value: float, step: int = 0, *, timestamp: float | None = None,
-                   synchronous: bool = False) -> None:
+    def log_metric(
+        self, key: str, value: float, step: int = 0, *, timestamp: float | None = None, synchronous: bool = False
+    ) -> None:
         """Log one metric value (buffered unless ``synchronous=True``)."""
         point = _metric_point(key, value, step, timestamp)
         self._require_live()
@@ -115,8 +114,9 @@ class ActiveRun:
         else:
             self.buffer.add(point)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int = 0, *, timestamp: float | None = None,
-                    synchronous: bool = False) -> None:
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int = 0, *, timestamp: float | None = None, synchronous: bool = False
+    ) -> None:
         """Log several metrics at the same step."""
         if not isinstance(metrics, Mapping):
             raise InvalidInputError(f"metrics must be a mapping of name to number, got {type(metrics).__name__}")
@@ -221,8 +221,10 @@ def start_run(
     stores = resolve_stores(client)
     stack = _current.get()
     parent = parent_run_id or (stack[-1].id if stack else None) or os.environ.get(PARENT_RUN_ENV) or None
-    experiment_name = experiment or (stack[-1].experiment if stack else None) or os.environ.get(
-        "SHIPYARD_EXPERIMENT", DEFAULT_EXPERIMENT
+    experiment_name = (
+        experiment
+        or (stack[-1].experiment if stack else None)
+        or os.environ.get("SHIPYARD_EXPERIMENT", DEFAULT_EXPERIMENT)
     )
     exp = stores.runs.find_experiment(experiment_name) or stores.runs.create_experiment(experiment_name)
     lineage = _lineage.capture()
@@ -276,14 +278,16 @@ def end_run(status: str = "finished") -> None:
     _require_run().end(status)
 
 
-def log_metric(key: str, value: float, step: int = 0, *, timestamp: float | None = None,
-               synchronous: bool = False) -> None:
+def log_metric(
+    key: str, value: float, step: int = 0, *, timestamp: float | None = None, synchronous: bool = False
+) -> None:
     """Log one metric value to the current run; buffered and written in batches."""
     _require_run().log_metric(key, value, step, timestamp=timestamp, synchronous=synchronous)
 
 
-def log_metrics(metrics: Mapping[str, float], step: int = 0, *, timestamp: float | None = None,
-                synchronous: bool = False) -> None:
+def log_metrics(
+    metrics: Mapping[str, float], step: int = 0, *, timestamp: float | None = None, synchronous: bool = False
+) -> None:
     """Log several metrics to the current run."""
     _require_run().log_metrics(metrics, step, timestamp=timestamp, synchronous=synchronous)
 
@@ -335,8 +339,7 @@ def fail_stale_runs(stores: Stores) -> list[str]:
     return stores.runs.fail_stale_runs(time.time() - stores.settings.heartbeat_timeout)
 
 
-def download_artifact(run_id: str, path: str, dest: str | os.PathLike[str], *,
-                      client: HasStores | None = None) -> Path:
+def download_artifact(run_id: str, path: str, dest: str | os.PathLike[str], *, client: HasStores | None = None) -> Path:
     """Copy one artifact of a run to ``dest`` (a file path), verifying its hash."""
     stores = resolve_stores(client)
     refs = {r.path: r for r in stores.runs.list_artifacts(run_id, path)}
@@ -345,4 +348,3 @@ def download_artifact(run_id: str, path: str, dest: str | os.PathLike[str], *,
         raise NotFoundError(f"run {run_id} has no artifact {path!r}; under that path: {listed}", field="path")
     stores.artifacts.download(refs[path].digest, str(dest))
     return Path(dest)
-

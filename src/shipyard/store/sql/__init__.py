@@ -6,16 +6,32 @@ from collections.abc import Callable
 
 from shipyard.store.sql._engine import Database
 from shipyard.store.sql.datasets import SqlDatasetStore
+from shipyard.store.sql.flows import SqlFlowRunStore
 from shipyard.store.sql.gc import SqlGarbageCollector
 from shipyard.store.sql.models import SqlModelStore
 from shipyard.store.sql.runs import SqlRunStore
 
-__all__ = ["Database", "SqlDatasetStore", "SqlGarbageCollector", "SqlModelStore", "SqlRunStore", "open_sql_metadata"]
+__all__ = [
+    "Database",
+    "SqlDatasetStore",
+    "SqlFlowRunStore",
+    "SqlGarbageCollector",
+    "SqlModelStore",
+    "SqlRunStore",
+    "open_sql_metadata",
+]
 
 
 def open_sql_metadata(
     uri: str,
-) -> tuple[SqlRunStore, SqlDatasetStore, SqlModelStore, SqlGarbageCollector, Callable[[], None]]:
-    """The four metadata stores over one shared engine, and the function that closes it."""
+) -> tuple[SqlRunStore, SqlDatasetStore, SqlModelStore, SqlGarbageCollector, Callable[[], None], SqlFlowRunStore]:
+    """The metadata stores over one shared engine, and the function that closes it (flows last)."""
     db = Database(uri)
-    return SqlRunStore(db), SqlDatasetStore(db), SqlModelStore(db), SqlGarbageCollector(db), db.engine.dispose
+    return (
+        SqlRunStore(db),
+        SqlDatasetStore(db),
+        SqlModelStore(db),
+        SqlGarbageCollector(db),
+        db.engine.dispose,
+        SqlFlowRunStore(db),
+    )

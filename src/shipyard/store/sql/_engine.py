@@ -56,9 +56,7 @@ class Database:
             path = url.removeprefix("sqlite:///")
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(
-                url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
-            )
+            self.engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False})
             _configure_sqlite(self.engine)
         else:
             # NullPool after fork would be safer, but a pool is what makes run creation fast.
@@ -113,4 +111,3 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (call in a child after fork)."""
         self.engine.dispose(close=False)
-

@@ -329,9 +329,7 @@ def compile_order_by(clauses: Sequence[str]) -> list[Any]:
         else:
             table = s.params if field.kind == "params" else s.tags
             column = (
-                select(table.c.value)
-                .where(table.c.run_id == s.runs.c.id, table.c.key == field.key)
-                .scalar_subquery()
+                select(table.c.value).where(table.c.run_id == s.runs.c.id, table.c.key == field.key).scalar_subquery()
             )
         term = column.desc() if direction == "desc" else column.asc()
         terms.append(term.nulls_last())

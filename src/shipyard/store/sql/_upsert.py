@@ -25,16 +25,19 @@ class _Upsert:
         update: Sequence[str],
         where: ColumnElement[bool] | None = None,
     ) -> None:
-        """Insert ``rows``; where a row with the same ``keys`` exists, overwrite ``update`` columns."""
+        """Insert ``rows``; where a row with the same ``keys`` exists, overwrite ``update`` columns (or keep it)."""
         if not rows:
             return
         dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
         stmt = dialect.insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={name: stmt.excluded[name] for name in update},
-            where=where,
-        )
+        if update:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys),
+                set_={name: stmt.excluded[name] for name in update},
+                where=where,
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
         conn.execute(stmt, list(rows))
 
 

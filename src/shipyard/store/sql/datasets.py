@@ -52,7 +52,9 @@ class SqlDatasetStore:
                 existing = conn.execute(select(s.dataset_versions).where(d.name == name, d.digest == digest)).first()
                 if existing is not None:
                     return self._to_entity(conn, existing)
-                version = conn.execute(select(func.coalesce(func.max(d.version), 0) + 1).where(d.name == name)).scalar_one()
+                version = conn.execute(
+                    select(func.coalesce(func.max(d.version), 0) + 1).where(d.name == name)
+                ).scalar_one()
                 conn.execute(
                     s.dataset_versions.insert().values(
                         name=name,
@@ -136,7 +138,7 @@ class SqlDatasetStore:
     def _to_entity(self, conn: Connection, row: Row[Any]) -> DatasetVersion:
         t = s.dataset_tags.c
         tags = dict(
-            conn.execute(select(t.key, t.value).where(t.name == row.name, t.version == row.version)).tuples().all()
+            conn.execute(select(t.key, t.value).where(t.name == row.name, t.version == row.version)).all()
         )
         return DatasetVersion(
             name=row.name,

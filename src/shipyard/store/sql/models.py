@@ -35,8 +35,14 @@ class SqlModelStore:
                 f"model name must be a non-empty string without '@' or '/', got {name!r}", field="name"
             )
         now = time.time()
-        row = {"name": name, "description": description, "owner": owner, "team": team,
-               "created_at": now, "updated_at": now}
+        row = {
+            "name": name,
+            "description": description,
+            "owner": owner,
+            "team": team,
+            "created_at": now,
+            "updated_at": now,
+        }
         with self.db.write() as conn:
             upsert.execute(conn, s.registered_models, [row], keys=("name",), update=())
             fill = {k: v for k, v in (("description", description), ("owner", owner), ("team", team)) if v}
@@ -131,7 +137,9 @@ class SqlModelStore:
                 return self._version(conn, row)
         model = self.get_registered_model(name)
         versions = ", ".join(str(x.version) for x in self.list_model_versions(name)) or "none"
-        raise NotFoundError(f"model {model.name!r} has no version {version}; its versions are: {versions}", field="version")
+        raise NotFoundError(
+            f"model {model.name!r} has no version {version}; its versions are: {versions}", field="version"
+        )
 
     def list_model_versions(self, name: str) -> list[ModelVersion]:
         v = s.model_versions.c
@@ -145,7 +153,9 @@ class SqlModelStore:
         v = s.model_versions.c
         with self.db.read() as conn:
             rows = conn.execute(
-                select(s.model_versions).where(v.run_id.in_(run_ids), v.deleted_at.is_(None)).order_by(v.name, v.version)
+                select(s.model_versions)
+                .where(v.run_id.in_(run_ids), v.deleted_at.is_(None))
+                .order_by(v.name, v.version)
             ).all()
             return [self._version(conn, r) for r in rows]
 
@@ -157,8 +167,11 @@ class SqlModelStore:
         self.get_model_version(name, version)
         with self.db.write() as conn:
             upsert.execute(
-                conn, s.model_aliases, [{"name": name, "alias": alias, "version": version}],
-                keys=("name", "alias"), update=("version",),
+                conn,
+                s.model_aliases,
+                [{"name": name, "alias": alias, "version": version}],
+                keys=("name", "alias"),
+                update=("version",),
             )
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -197,11 +210,11 @@ class SqlModelStore:
     # rows -> entities ------------------------------------------------------------
     def _tags(self, conn: Connection, name: str, version: int) -> dict[str, str]:
         t = s.model_tags.c
-        return dict(conn.execute(select(t.key, t.value).where(t.name == name, t.version == version)).tuples().all())
+        return dict(conn.execute(select(t.key, t.value).where(t.name == name, t.version == version)).all())
 
     def _model(self, conn: Connection, row: Row[Any]) -> RegisteredModel:
         a = s.model_aliases.c
-        aliases = dict(conn.execute(select(a.alias, a.version).where(a.name == row.name)).tuples().all())
+        aliases = dict(conn.execute(select(a.alias, a.version).where(a.name == row.name)).all())
         latest = conn.execute(
             select(func.max(s.model_versions.c.version)).where(
                 s.model_versions.c.name == row.name, s.model_versions.c.deleted_at.is_(None)
@@ -221,7 +234,9 @@ class SqlModelStore:
     def _version(self, conn: Connection, row: Row[Any]) -> ModelVersion:
         a = s.model_aliases.c
         aliases = tuple(
-            conn.execute(select(a.alias).where(a.name == row.name, a.version == row.version).order_by(a.alias)).scalars()
+            conn.execute(
+                select(a.alias).where(a.name == row.name, a.version == row.version).order_by(a.alias)
+            ).scalars()
         )
         return ModelVersion(
             name=row.name,

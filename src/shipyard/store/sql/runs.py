@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, and_, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
@@ -58,9 +58,7 @@ class SqlRunStore:
         try:
             with self.db.write() as conn:
                 conn.execute(
-                    s.experiments.insert().values(
-                        id=experiment.id, name=name, created_at=experiment.created_at
-                    )
+                    s.experiments.insert().values(id=experiment.id, name=name, created_at=experiment.created_at)
                 )
         except sa_exc.IntegrityError:
             found = self.find_experiment(name)
@@ -72,9 +70,7 @@ class SqlRunStore:
     def find_experiment(self, name: str) -> Experiment | None:
         with self.db.read() as conn:
             row = conn.execute(
-                select(s.experiments).where(
-                    s.experiments.c.name == name, s.experiments.c.deleted_at.is_(None)
-                )
+                select(s.experiments).where(s.experiments.c.name == name, s.experiments.c.deleted_at.is_(None))
             ).first()
         return None if row is None else Experiment(row.id, row.name, row.created_at)
 
@@ -143,9 +139,7 @@ class SqlRunStore:
     def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
         with self.db.write() as conn:
             conn.execute(
-                update(s.runs)
-                .where(s.runs.c.id.in_(run_ids), s.runs.c.status == "running")
-                .values(heartbeat_at=at)
+                update(s.runs).where(s.runs.c.id.in_(run_ids), s.runs.c.status == "running").values(heartbeat_at=at)
             )
 
     def fail_stale_runs(self, older_than: float) -> list[str]:
@@ -165,7 +159,9 @@ class SqlRunStore:
     def delete_run(self, run_id: str) -> None:
         with self.db.write() as conn:
             result = conn.execute(
-                update(s.runs).where(s.runs.c.id == run_id, s.runs.c.deleted_at.is_(None)).values(deleted_at=time.time())
+                update(s.runs)
+                .where(s.runs.c.id == run_id, s.runs.c.deleted_at.is_(None))
+                .values(deleted_at=time.time())
             )
         if result.rowcount == 0:
             raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
@@ -174,7 +170,7 @@ class SqlRunStore:
     def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
         if not points:
             return
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "run_id": run_id,
                 "key": p.key,
@@ -250,14 +246,19 @@ class SqlRunStore:
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         m = s.metrics.c
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(m.value, m.is_nan, m.step, m.timestamp)
-                .where(m.run_id == run_id, m.key == key)
-                .order_by(m.step, m.timestamp, m.id)
-            ).all()
+            rows = (
+                conn.execute(
+                    select(m.value, m.is_nan, m.step, m.timestamp)
+                    .where(m.run_id == run_id, m.key == key)
+                    .order_by(m.step, m.timestamp, m.id)
+                )
+                .tuples()
+                .all()
+            )
             if not rows and conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
                 raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
-        return [MetricPoint(key, math.nan if r[1] else r[0], r[2], r[3]) for r in rows]
+        nan = math.nan
+        return [MetricPoint(key, nan if is_nan else value, step, ts) for value, is_nan, step, ts in rows]
 
     # search ----------------------------------------------------------------------
     def search_runs(
@@ -274,7 +275,7 @@ class SqlRunStore:
                 f"max_results must be between 1 and {_MAX_PAGE}, got {max_results}", field="max_results"
             )
         offset = _decode_token(page_token) if page_token else 0
-        where = [s.runs.c.deleted_at.is_(None)]
+        where: list[ColumnElement[bool]] = [s.runs.c.deleted_at.is_(None)]
         if experiment_ids:
             where.append(s.runs.c.experiment_id.in_(experiment_ids))
         if filter and filter.strip():
@@ -338,7 +339,9 @@ class SqlRunStore:
         rows = [{"run_id": run_id, "path": a.path, "digest": a.digest, "size": a.size, "created_at": now} for a in refs]
         try:
             with self.db.write() as conn:
-                upsert.execute(conn, s.artifacts, rows, keys=("run_id", "path"), update=("digest", "size", "created_at"))
+                upsert.execute(
+                    conn, s.artifacts, rows, keys=("run_id", "path"), update=("digest", "size", "created_at")
+                )
         except sa_exc.IntegrityError as exc:
             raise NotFoundError(f"run {run_id!r} does not exist", field="run_id") from exc
 
@@ -359,4 +362,6 @@ class SqlRunStore:
 
 def _check_name(kind: str, name: object) -> None:
     if not isinstance(name, str) or not name.strip() or len(name) > 250:
-        raise InvalidInputError(f"{kind} name must be a non-empty string of at most 250 characters, got {name!r}", field="name")
+        raise InvalidInputError(
+            f"{kind} name must be a non-empty string of at most 250 characters, got {name!r}", field="name"
+        )
