@@ -93,16 +93,23 @@ def main() -> None:
     run_ids = train_all(train, test)
 
     client = sy.Client()
-    runs = client.search_runs("churn", filter=" or ".join(f"run_id = '{r}'" for r in run_ids),
-                              order_by=["metrics.auc desc"]).items
+    runs = client.search_runs(
+        "churn", filter=" or ".join(f"run_id = '{r}'" for r in run_ids), order_by=["metrics.auc desc"]
+    ).items
     best = runs[0]
     version = next(v for v in client.stores.models.versions_for_runs([best.id]) if v.name == "churn")
     sy.set_alias("churn", "champion", version.version)
 
     table = Table("run", "model", "auc", "f1", "accuracy", "status", title="runs in experiment 'churn' (this demo)")
     for run in runs:
-        table.add_row(run.id[:12], run.params["model"], f"{run.metrics['auc']:.4f}", f"{run.metrics['f1']:.4f}",
-                      f"{run.metrics['accuracy']:.4f}", run.status)
+        table.add_row(
+            run.id[:12],
+            run.params["model"],
+            f"{run.metrics['auc']:.4f}",
+            f"{run.metrics['f1']:.4f}",
+            f"{run.metrics['accuracy']:.4f}",
+            run.status,
+        )
     console.print(table)
     console.print(f"[bold green]churn@champion[/] → version {version.version} ({best.params['model']})\n")
 

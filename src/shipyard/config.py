@@ -117,9 +117,7 @@ def resolve_settings(
         heartbeat_interval=_float(
             "heartbeat_interval", pick("heartbeat_interval", "SHIPYARD_HEARTBEAT_INTERVAL") or 10.0
         ),
-        heartbeat_timeout=_float(
-            "heartbeat_timeout", pick("heartbeat_timeout", "SHIPYARD_HEARTBEAT_TIMEOUT") or 60.0
-        ),
+        heartbeat_timeout=_float("heartbeat_timeout", pick("heartbeat_timeout", "SHIPYARD_HEARTBEAT_TIMEOUT") or 60.0),
         s3_endpoint_url=str(endpoint) if endpoint else None,
         source=str(config_path) if config_path else "defaults",
     )

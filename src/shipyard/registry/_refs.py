@@ -17,9 +17,7 @@ def check_model_name(name: object) -> str:
         InvalidInputError: not a non-empty string, or it holds ``@`` or ``/``.
     """
     if not isinstance(name, str) or not name.strip() or any(c in name for c in "@/"):
-        raise InvalidInputError(
-            f"model name must be a non-empty string without '@' or '/', got {name!r}", field="name"
-        )
+        raise InvalidInputError(f"model name must be a non-empty string without '@' or '/', got {name!r}", field="name")
     return name
 
 

@@ -100,7 +100,9 @@ class Signature:
 
 def _columns(items: Any, where: str) -> tuple[ColumnSpec, ...]:
     if not isinstance(items, list | tuple):
-        raise InvalidInputError(f"signature {where} must be a list of columns, got {items!r}", field=f"signature.{where}")
+        raise InvalidInputError(
+            f"signature {where} must be a list of columns, got {items!r}", field=f"signature.{where}"
+        )
     columns = []
     for item in items:
         if isinstance(item, ColumnSpec):

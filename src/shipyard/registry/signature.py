@@ -142,13 +142,18 @@ def infer_signature(input_example: Any, output: Any = None) -> Signature:
         >>> infer_signature(np.zeros((2, 3))).input_names
         ['f0', 'f1', 'f2']
     """
+    import numpy as np
     import pandas as pd
 
-    named = isinstance(input_example, pd.DataFrame | Mapping) or (
-        isinstance(input_example, list | tuple) and bool(input_example) and isinstance(input_example[0], Mapping)
-    )
-    if isinstance(input_example, pd.DataFrame) and any(not isinstance(c, str) for c in input_example.columns):
-        named = False  # scikit-learn treats non-string column labels as no names at all
+    if isinstance(input_example, np.ndarray):
+        named = False
+    elif isinstance(input_example, list | tuple):
+        named = bool(input_example) and all(isinstance(r, Mapping) for r in input_example)
+    elif isinstance(input_example, pd.DataFrame):
+        # scikit-learn treats non-string column labels as no names at all
+        named = all(isinstance(c, str) for c in input_example.columns)
+    else:
+        named = True
     frame = to_frame(input_example)
     if frame.shape[1] == 0 or frame.shape[0] == 0:
         raise InvalidInputError("input_example has no rows or no columns; give a few real rows", field="input_example")
@@ -206,11 +211,19 @@ def _spec(values: pd.Series[Any], name: str, where: str) -> ColumnSpec:
     return ColumnSpec(name, kind)
 
 
+def _whole(values: pd.Series[Any]) -> bool:
+    import numpy as np
+
+    array = values.to_numpy(dtype="float64", na_value=np.nan)
+    return bool(np.isfinite(array).all() and (array == np.round(array)).all())
+
+
 def check_input(data: Any, signature: Signature, *, model: str = "the model") -> Any:
     """Hold input to a signature and shape it for the model.
 
     Missing and mistyped columns are all reported at once; extra columns are dropped;
-    integers are accepted (and cast) where floats are expected. Columns come back in
+    integers are accepted (and cast) where floats are expected, and so are floats with
+    whole values (no NaN) where integers are, as a 2-D array of mixed columns arrives. Columns come back in
     the signature's order, as a DataFrame, or as a 2-D array for ``ndarray`` signatures.
 
     Raises:
@@ -235,6 +248,8 @@ def check_input(data: Any, signature: Signature, *, model: str = "the model") ->
             continue
         if spec.type == "float" and got in {"integer", _MISSING}:
             casts[spec.name] = "float64"  # a safe widening: ints (and all-missing columns) fit in floats
+        elif spec.type == "integer" and got == "float" and _whole(frame[spec.name]):
+            casts[spec.name] = "int64"  # a 2-D array of mixed columns arrives all-float; whole values lose nothing
         elif got != _MISSING:
             problems.append(f"column {spec.name!r} expected {spec.type}, got {got}")
     if problems:

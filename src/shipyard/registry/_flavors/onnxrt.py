@@ -37,18 +37,16 @@ class OnnxFlavor:
         return onnx is not None and isinstance(model, onnx.ModelProto)
 
     def accepts(self, model: object) -> bool:
-        """A ModelProto, bytes, or a path to an existing file."""
-        if isinstance(model, bytes):
-            return True
-        if isinstance(model, str | os.PathLike):
-            return Path(model).is_file()
-        return self.matches(model)
+        """A ModelProto, bytes, or a path (checked when saving)."""
+        return isinstance(model, bytes | str | os.PathLike) or self.matches(model)
 
     def save(self, model: Any, folder: Path) -> dict[str, Any]:
         """Write the serialized model to ``model.onnx`` after checking that it parses."""
         if isinstance(model, bytes):
             data = model
         elif isinstance(model, str | os.PathLike):
+            if not Path(model).is_file():
+                raise InvalidInputError(f"ONNX file {str(model)!r} does not exist", field="model")
             data = Path(model).read_bytes()
         else:
             data = model.SerializeToString()
@@ -87,7 +85,9 @@ def _check_parses(data: bytes) -> None:
     try:
         onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf raises its own DecodeError, among others
-        raise InvalidInputError(f"the bytes given with flavor='onnx' are not an ONNX model: {exc}", field="model") from exc
+        raise InvalidInputError(
+            f"the bytes given with flavor='onnx' are not an ONNX model: {exc}", field="model"
+        ) from exc
 
 
 def _feeds(session: Any, data: Any) -> dict[str, Any]:
@@ -101,10 +101,7 @@ def _feeds(session: Any, data: Any) -> dict[str, Any]:
         return {inputs[0].name: array.astype(_DTYPES.get(inputs[0].type, array.dtype))}
     feeds = {}
     for position, spec in enumerate(inputs):
-        if hasattr(data, "columns"):
-            column = data[spec.name].to_numpy()
-        else:
-            column = np.asarray(data)[:, position]
+        column = data[spec.name].to_numpy() if hasattr(data, "columns") else np.asarray(data)[:, position]
         feeds[spec.name] = column.reshape(-1, 1).astype(_DTYPES.get(spec.type, column.dtype))
     return feeds
 

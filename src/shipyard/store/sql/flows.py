@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, func, select, update
@@ -52,8 +51,12 @@ _TASK_UPDATE = (
 _LIVE_TASK_STATES = ("pending", "running", "retrying")
 
 
+def _ref_dict(ref: ValueRef) -> dict[str, Any]:
+    return {"digest": ref.digest, "serializer": ref.serializer, "size": ref.size, "type_name": ref.type_name}
+
+
 def _ref_json(ref: ValueRef | None) -> str | None:
-    return None if ref is None else json.dumps(asdict(ref))
+    return None if ref is None else json.dumps(_ref_dict(ref))
 
 
 def _ref(raw: str | None) -> ValueRef | None:
@@ -531,7 +534,7 @@ def _task_row(t: TaskRun) -> dict[str, Any]:
         "resources": json.dumps(dict(t.resources)),
         "tags": json.dumps(list(t.tags)),
         "upstream": json.dumps(list(t.upstream)),
-        "inputs": json.dumps({k: None if v is None else asdict(v) for k, v in t.inputs.items()}),
+        "inputs": json.dumps({k: None if v is None else _ref_dict(v) for k, v in t.inputs.items()}),
         "input_hash": t.input_hash,
         "cache_key": t.cache_key,
         "output": _ref_json(t.output),

@@ -246,15 +246,11 @@ class SqlRunStore:
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         m = s.metrics.c
         with self.db.read() as conn:
-            rows = (
-                conn.execute(
-                    select(m.value, m.is_nan, m.step, m.timestamp)
-                    .where(m.run_id == run_id, m.key == key)
-                    .order_by(m.step, m.timestamp, m.id)
-                )
-                .tuples()
-                .all()
-            )
+            rows = conn.execute(
+                select(m.value, m.is_nan, m.step, m.timestamp)
+                .where(m.run_id == run_id, m.key == key)
+                .order_by(m.step, m.timestamp, m.id)
+            ).all()
             if not rows and conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
                 raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
         nan = math.nan
