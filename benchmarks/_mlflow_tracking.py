@@ -60,7 +60,7 @@ def _log_metric(client: MlflowClient, folder: Path, work: Workload) -> dict[str,
         total_s = time.perf_counter() - start
     written = len(client.get_metric_history(run.info.run_id, "loss"))
     if written != work.buffered_calls:
-        raise SystemExit(f"MLflow async logging wrote {written} of {work.buffered_calls} points")
+        raise SystemExit(f"MLflow had written {written} of {work.buffered_calls} points after flush_async_logging()")
     return {
         "log_metric_sync_us": sync_s / work.sync_calls * 1e6,
         "log_metric_buffered_us": total_s / work.buffered_calls * 1e6,

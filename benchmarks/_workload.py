@@ -10,6 +10,9 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 MODELS = ("lgbm", "xgb", "rf", "linear")
 # MLflow's filter language is AND-only, so this is the filter both tools are timed on.
@@ -85,11 +88,11 @@ def loss(step: int) -> float:
     return 1.0 / (1 + step)
 
 
-def best_of(repeats: int, action: Callable[[], object]) -> tuple[float, object]:
-    """The fastest of ``repeats`` timed calls of ``action``, with what the last call returned."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
+def best_of(repeats: int, action: Callable[[], T]) -> tuple[float, T]:
+    """The fastest of ``repeats`` (at least one) timed calls of ``action``, with what the last call returned."""
+    timings = []
+    for _ in range(max(repeats, 1)):
         start = time.perf_counter()
         result = action()
-        best = min(best, time.perf_counter() - start)
-    return best, result
+        timings.append(time.perf_counter() - start)
+    return min(timings), result

@@ -115,7 +115,7 @@ def _shipyard_log_metric(stores: Stores, work: Workload) -> dict[str, Any]:
         total_s = time.perf_counter() - start
     written = len(stores.runs.get_metric_history(run.id, "loss"))
     if written != work.buffered_calls:
-        raise SystemExit(f"shipyard's buffer wrote {written} of {work.buffered_calls} points")
+        raise SystemExit(f"shipyard had written {written} of {work.buffered_calls} points when flush() returned")
     return {
         "log_metric_sync_us": sync_s / work.sync_calls * 1e6,
         "log_metric_buffered_us": total_s / work.buffered_calls * 1e6,

@@ -22,7 +22,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 import shipyard as sy
 from shipyard.cli.lineage import render_lineage
-from shipyard.registry.api import model_card
+from shipyard.registry import model_card
 
 HERE = Path(__file__).parent
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "plan", "usage_gb", "contract"]

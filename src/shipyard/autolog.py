@@ -100,13 +100,13 @@ def autolog(
 
 def _wrap(fit: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fit)
-    def patched(self: Any, X: Any, y: Any = None, *args: Any, **kwargs: Any) -> Any:
+    def patched(self: Any, *args: Any, **kwargs: Any) -> Any:
         config = _config.get()
         if config is None or _inside_fit.get():
-            return fit(self, X, y, *args, **kwargs)
+            return fit(self, *args, **kwargs)
         token = _inside_fit.set(True)
         try:
-            return _recorded_fit(fit, config, self, X, y, *args, **kwargs)
+            return _recorded_fit(fit, config, self, args, kwargs)
         finally:
             _inside_fit.reset(token)
 
@@ -114,8 +114,11 @@ def _wrap(fit: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _recorded_fit(
-    fit: Callable[..., Any], config: AutologConfig, estimator: Any, X: Any, y: Any, *args: Any, **kwargs: Any
+    fit: Callable[..., Any], config: AutologConfig, estimator: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    # fit(X), fit(X, y) and fit(X=..., y=...) all occur.
+    X = args[0] if args else kwargs.get("X")
+    y = args[1] if len(args) > 1 else kwargs.get("y")
     own_run = tracking.active_run() is None
     run = tracking.start_run(config.experiment, type(estimator).__name__) if own_run else tracking.active_run()
     assert run is not None
@@ -125,7 +128,7 @@ def _recorded_fit(
         run.set_tags({"autolog.estimator": f"{type(estimator).__module__}.{type(estimator).__qualname__}"})
         if config.log_datasets:
             log_dataset(_as_frame(X, y), f"{(config.model_name or type(estimator).__name__).lower()}-train")
-        result = fit(estimator, X, y, *args, **kwargs)
+        result = fit(estimator, *args, **kwargs)
         run.log_metrics(_training_scores(estimator, X, y))
         for key, values in _iteration_metrics(estimator).items():
             for step, value in enumerate(values):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.errors import InvalidInputError, NotFoundError
+from shipyard.registry._refs import resolve_version
 from shipyard.store import Stores
 from shipyard.store.entities import ModelVersion, Run
 
@@ -147,25 +148,6 @@ class _Builder:
         return LineageGraph(root, tuple(self.nodes.values()), edges)
 
 
-def _resolve_version(stores: Stores, ref: str) -> ModelVersion:
-    if "@" in ref:
-        name, alias = ref.split("@", 1)
-        model = stores.models.get_registered_model(name)
-        if alias not in model.aliases:
-            aliases = ", ".join(sorted(model.aliases)) or "none"
-            raise NotFoundError(f"model {name!r} has no alias {alias!r}; its aliases are: {aliases}", field="alias")
-        return stores.models.get_model_version(name, model.aliases[alias])
-    name, _, number = ref.partition("/")
-    if number:
-        if not number.isdigit():
-            raise InvalidInputError(f"model reference {ref!r}: version must be a number, got {number!r}", field="ref")
-        return stores.models.get_model_version(name, int(number))
-    latest = stores.models.get_registered_model(name).latest_version
-    if latest is None:
-        raise NotFoundError(f"model {name!r} has no versions yet", field="version")
-    return stores.models.get_model_version(name, latest)
-
-
 def build_lineage(stores: Stores, ref: str) -> LineageGraph:
     """The graph around ``ref``: ``run:<id>``, ``dataset:<name>@<v>``, or a model ``name@alias``/``name/3``."""
     if not isinstance(ref, str) or not ref.strip():
@@ -183,7 +165,7 @@ def build_lineage(stores: Stores, ref: str) -> LineageGraph:
         if root not in builder.nodes:
             builder.add(LineageNode(root, "dataset", data.ref, {"digest": data.digest}))
         return builder.graph(root)
-    version = _resolve_version(stores, ref)
+    version = resolve_version(stores, ref)
     root = builder.add_version(version)
     if version.run_id:
         builder.add_run(stores.runs.get_run(version.run_id))

@@ -24,14 +24,14 @@ def render_lineage(graph: LineageGraph) -> Tree:
             if source in seen:
                 continue
             node = graph.node(source)
-            child = branch.add(f"[dim]{relation}[/dim] [bold]{node.kind}[/bold] {node.label}")
+            child = branch.add(f"[bold]{node.kind}[/bold] {node.label} [dim]({relation.replace('_', ' ')})[/dim]")
             grow(child, source, seen | {source})
 
     grow(tree, graph.root, {graph.root})
     outgoing = [e for e in graph.edges if e.source == graph.root]
     for edge in outgoing:
         node = graph.node(edge.target)
-        tree.add(f"[dim]{edge.relation} →[/dim] [bold]{node.kind}[/bold] {node.label}")
+        tree.add(f"[dim]{edge.relation.replace('_', ' ')} →[/dim] [bold]{node.kind}[/bold] {node.label}")
     return tree
 
 

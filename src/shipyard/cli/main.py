@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shipyard.cli import datasets, db, experiments, lineage, runs
+from shipyard.cli import datasets, db, experiments, lineage, models, runs
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
+app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(db.app, name="db")
 app.command("lineage")(lineage.lineage)

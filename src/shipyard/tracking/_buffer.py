@@ -21,13 +21,17 @@ MAX_BUFFERED = 20_000
 class MetricBuffer:
     """Points logged to one run and not yet written."""
 
-    __slots__ = ("__weakref__", "_lock", "_points", "run_id", "store")
+    __slots__ = ("__weakref__", "_lock", "_points", "_write_lock", "run_id", "store")
 
     def __init__(self, run_id: str, store: RunStore) -> None:
         self.run_id = run_id
         self.store = store
         self._points: list[MetricPoint] = []
-        self._lock = threading.Lock()
+        # Re-entrant: the SIGTERM handler flushes from the main thread, which may hold them.
+        self._lock = threading.RLock()
+        # One writer at a time, so flush() returns only once every point taken so far is stored
+        # (the background flusher may be mid-write when a user flushes).
+        self._write_lock = threading.RLock()
 
     def add(self, point: MetricPoint) -> None:
         """Queue one point (the hot path: an append under a lock)."""
@@ -47,17 +51,18 @@ class MetricBuffer:
 
     def flush(self) -> int:
         """Write every queued point in one transaction; on failure they stay queued."""
-        with self._lock:
-            batch, self._points = self._points, []
-        if not batch:
-            return 0
-        try:
-            self.store.log_metrics(self.run_id, batch)
-        except BaseException:
+        with self._write_lock:
             with self._lock:
-                self._points[:0] = batch
-            raise
-        return len(batch)
+                batch, self._points = self._points, []
+            if not batch:
+                return 0
+            try:
+                self.store.log_metrics(self.run_id, batch)
+            except BaseException:
+                with self._lock:
+                    self._points[:0] = batch
+                raise
+            return len(batch)
 
 
 class _Flusher:
