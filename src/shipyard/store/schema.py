@@ -89,7 +89,7 @@ metrics = Table(
     Column("is_nan", Boolean, nullable=False),
     Column("step", BigInteger, nullable=False),
     Column("timestamp", Float, nullable=False),
-    Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+    Index("ix_metrics_run_key_step", "run_id", "key", "step", "timestamp"),
 )
 
 # The last point of each metric (highest step, then timestamp): what search and order_by read.

@@ -49,6 +49,12 @@ class MetricBuffer:
         if full:
             _flusher.wake()
 
+    def drain(self) -> list[MetricPoint]:
+        """Take every queued point, for a caller that writes them itself (the run's last write)."""
+        with self._write_lock, self._lock:
+            batch, self._points = self._points, []
+        return batch
+
     def flush(self) -> int:
         """Write every queued point in one transaction; on failure they stay queued."""
         with self._write_lock:

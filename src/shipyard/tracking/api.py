@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from shipyard.config import resolve_settings
+from shipyard.config import Settings, resolve_settings
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.store import Stores, open_stores
 from shipyard.store.entities import ArtifactRef, MetricPoint, Run, is_number
@@ -40,11 +40,25 @@ class HasStores(Protocol):
 _current: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar("shipyard_runs", default=())
 
 
+_settings_cache: dict[tuple[str, tuple[str, ...]], Settings] = {}
+
+
 def resolve_stores(client: HasStores | None = None) -> Stores:
-    """The stores of ``client``, or of the settings in force (env, ``shipyard.toml``, defaults)."""
+    """The stores of ``client``, or of the settings in force (env, ``shipyard.toml``, defaults).
+
+    Settings are resolved once per working directory and set of ``SHIPYARD_*`` variables:
+    resolving walks the folders upward, which would cost more than creating a run.
+    """
     if client is not None:
         return client.stores
-    return open_stores(resolve_settings())
+    key = (
+        os.getcwd(),
+        tuple(sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(("SHIPYARD_", "AWS_ENDPOINT_URL")))),
+    )
+    settings = _settings_cache.get(key)
+    if settings is None:
+        settings = _settings_cache[key] = resolve_settings()
+    return open_stores(settings)
 
 
 def _check_key(kind: str, key: object) -> str:
@@ -178,13 +192,17 @@ class ActiveRun:
         if status not in {"finished", "failed", "killed"}:
             raise InvalidInputError(f"status must be finished, failed or killed, got {status!r}", field="status")
         self.ended = True
+        unregister_buffer(self.buffer)
+        heartbeat.remove(self)
+        _exit.untrack(self)
+        # The last points and the final status go in one transaction.
+        points = self.buffer.drain()
         try:
-            self.buffer.flush()
+            self.stores.runs.end_run(self.id, status, time.time(), points)
+        except BaseException:
+            self.buffer.extend(points)
+            raise
         finally:
-            unregister_buffer(self.buffer)
-            heartbeat.remove(self)
-            _exit.untrack(self)
-            self.stores.runs.end_run(self.id, status, time.time())
             if self._token is not None:
                 try:
                     _current.reset(self._token)
@@ -226,21 +244,23 @@ def start_run(
         or (stack[-1].experiment if stack else None)
         or os.environ.get("SHIPYARD_EXPERIMENT", DEFAULT_EXPERIMENT)
     )
-    exp = stores.runs.find_experiment(experiment_name) or stores.runs.create_experiment(experiment_name)
     lineage = _lineage.capture()
     if parent:
         lineage["parent_run_id"] = parent
-    run = stores.runs.create_run(
-        exp.id,
-        name=name or "",
-        user=lineage["user"],
-        parent_run_id=parent,
-        lineage=lineage,
-        tags=_stringify("tag", tags or {}),
-        start_time=time.time(),
-    )
+    fields: dict[str, Any] = {
+        "name": name or "",
+        "user": lineage["user"],
+        "parent_run_id": parent,
+        "lineage": lineage,
+        "tags": _stringify("tag", tags or {}),
+        "artifacts": [_environment_artifact(stores)],
+    }
+    try:
+        run = stores.runs.create_run(_experiment_id(stores, experiment_name), start_time=time.time(), **fields)
+    except NotFoundError:  # the cached experiment was deleted and purged meanwhile
+        _experiment_ids.pop((id(stores.runs), experiment_name), None)
+        run = stores.runs.create_run(_experiment_id(stores, experiment_name), start_time=time.time(), **fields)
     active = ActiveRun(stores, run, depth=len(stack), log_system_metrics=log_system_metrics)
-    _record_environment(active)
     settings = stores.settings
     register_buffer(active.buffer, settings.flush_interval)
     heartbeat.add(active, settings.heartbeat_interval)
@@ -249,15 +269,26 @@ def start_run(
     return active
 
 
-_env_digests: dict[str, tuple[str, int]] = {}
+_env_refs: dict[str, ArtifactRef] = {}
+_experiment_ids: dict[tuple[int, str], str] = {}
 
 
-def _record_environment(run: ActiveRun) -> None:
-    root = run.stores.artifacts.root
-    if root not in _env_digests:
-        _env_digests[root] = run.stores.artifacts.put_bytes(_lineage.requirements_text().encode())
-    digest, size = _env_digests[root]
-    run.stores.runs.record_artifacts(run.id, [ArtifactRef("environment/requirements.txt", digest, size)])
+def _environment_artifact(stores: Stores) -> ArtifactRef:
+    """The installed packages as a blob, stored once per process and artifact root."""
+    root = stores.artifacts.root
+    if root not in _env_refs:
+        digest, size = stores.artifacts.put_bytes(_lineage.requirements_text().encode())
+        _env_refs[root] = ArtifactRef("environment/requirements.txt", digest, size)
+    return _env_refs[root]
+
+
+def _experiment_id(stores: Stores, name: str) -> str:
+    """The experiment's id, created on first use; cached, since experiment ids never change."""
+    key = (id(stores.runs), name)
+    if key not in _experiment_ids:
+        exp = stores.runs.find_experiment(name) or stores.runs.create_experiment(name)
+        _experiment_ids[key] = exp.id
+    return _experiment_ids[key]
 
 
 def active_run() -> ActiveRun | None:

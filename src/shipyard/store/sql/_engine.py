@@ -63,6 +63,8 @@ class Database:
             self.engine = create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=8)
         self._migrated = False
         self._migrate_lock = threading.Lock()
+        dbapi: Any = self.engine.dialect.dbapi
+        self.integrity_error: type[Exception] = dbapi.IntegrityError  # what a driver cursor raises
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -137,9 +137,7 @@ class SqlDatasetStore:
 
     def _to_entity(self, conn: Connection, row: Row[Any]) -> DatasetVersion:
         t = s.dataset_tags.c
-        tags = dict(
-            conn.execute(select(t.key, t.value).where(t.name == row.name, t.version == row.version)).all()
-        )
+        tags = dict(conn.execute(select(t.key, t.value).where(t.name == row.name, t.version == row.version)).all())
         return DatasetVersion(
             name=row.name,
             version=row.version,

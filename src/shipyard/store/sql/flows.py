@@ -7,6 +7,7 @@ and a scheduler that restarts finds what it already did.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -51,6 +52,29 @@ _TASK_UPDATE = (
 _LIVE_TASK_STATES = ("pending", "running", "retrying")
 
 
+@functools.lru_cache(maxsize=1024)
+def _dumps_items(items: tuple[tuple[str, Any], ...]) -> str:
+    return json.dumps(dict(items), default=repr)
+
+
+def _dumps_mapping(value: Mapping[str, Any]) -> str:
+    """JSON of a small mapping that repeats across rows (resources, options), encoded once."""
+    try:
+        return _dumps_items(tuple(value.items()))
+    except TypeError:  # an unhashable value: encode it directly
+        return json.dumps(dict(value), default=repr)
+
+
+@functools.lru_cache(maxsize=1024)
+def _loads_cached(text: str) -> Any:
+    return json.loads(text)
+
+
+def _loads_small(text: str) -> Any:
+    """JSON of a repeated small value, decoded once; callers must not mutate the result."""
+    return _loads_cached(text) if len(text) < 200 else json.loads(text)
+
+
 def _ref_dict(ref: ValueRef) -> dict[str, Any]:
     return {"digest": ref.digest, "serializer": ref.serializer, "size": ref.size, "type_name": ref.type_name}
 
@@ -66,8 +90,10 @@ def _ref(raw: str | None) -> ValueRef | None:
 def _insert_ignore(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
     """Insert ``row`` unless its key exists; True when this call inserted it."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    result = conn.execute(dialect.insert(table).values(**row).on_conflict_do_nothing())
-    return bool(result.rowcount == 1)
+    key = next(iter(table.primary_key.columns))
+    # RETURNING, not rowcount: psycopg reports -1 for a conflicting-or-not INSERT here.
+    result = conn.execute(dialect.insert(table).values(**row).on_conflict_do_nothing().returning(key))
+    return result.first() is not None
 
 
 class SqlFlowRunStore:
@@ -214,12 +240,12 @@ class SqlFlowRunStore:
                 raise ConflictError(f"flow run {run_id} is already {row.state}; only pending or running runs cancel")
         return self.get_flow_run(run_id)
 
-    def get_flow_run(self, run_id: str) -> FlowRun:
+    def get_flow_run(self, run_id: str, *, with_tasks: bool = True) -> FlowRun:
         with self.db.read() as conn:
             row = conn.execute(select(s.flow_runs).where(s.flow_runs.c.id == run_id)).first()
             if row is None:
                 raise NotFoundError(f"flow run {run_id!r} does not exist", field="run_id")
-            tasks = self._task_runs(conn, [run_id])
+            tasks = self._task_runs(conn, [run_id]) if with_tasks else []
         return _flow_run(row, tuple(tasks))
 
     def list_flow_runs(
@@ -531,9 +557,9 @@ def _task_row(t: TaskRun) -> dict[str, Any]:
         "created_at": t.created_at,
         "start_time": t.start_time,
         "end_time": t.end_time,
-        "resources": json.dumps(dict(t.resources)),
-        "tags": json.dumps(list(t.tags)),
-        "upstream": json.dumps(list(t.upstream)),
+        "resources": _dumps_mapping(t.resources),
+        "tags": json.dumps(list(t.tags)) if t.tags else "[]",
+        "upstream": json.dumps(list(t.upstream)) if t.upstream else "[]",
         "inputs": json.dumps({k: None if v is None else _ref_dict(v) for k, v in t.inputs.items()}),
         "input_hash": t.input_hash,
         "cache_key": t.cache_key,
@@ -542,7 +568,7 @@ def _task_row(t: TaskRun) -> dict[str, Any]:
         "kind": t.kind,
         "reused_from": t.reused_from,
         "tracking_run_id": t.tracking_run_id,
-        "options": json.dumps(dict(t.options), default=repr),
+        "options": _dumps_mapping(t.options),
     }
 
 
@@ -558,8 +584,8 @@ def _task_run(row: Row[Any]) -> TaskRun:
         created_at=row.created_at,
         start_time=row.start_time,
         end_time=row.end_time,
-        resources=json.loads(row.resources),
-        tags=tuple(json.loads(row.tags)),
+        resources=dict(_loads_small(row.resources)),
+        tags=tuple(_loads_small(row.tags)),
         upstream=tuple(json.loads(row.upstream)),
         inputs=inputs,
         input_hash=row.input_hash,
@@ -569,5 +595,5 @@ def _task_run(row: Row[Any]) -> TaskRun:
         kind=row.kind,
         reused_from=row.reused_from,
         tracking_run_id=row.tracking_run_id,
-        options=json.loads(row.options),
+        options=dict(_loads_small(row.options)),
     )

@@ -10,12 +10,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.store import schema as s
 from shipyard.store.entities import ArtifactRef, Experiment, MetricPoint, Page, Run
+from shipyard.store.sql import _driver as driver
 from shipyard.store.sql._engine import Database
 from shipyard.store.sql._filter import compile_filter, compile_order_by
 from shipyard.store.sql._upsert import upsert
@@ -39,10 +40,6 @@ def _decode_token(token: str) -> int:
     if not isinstance(offset, int) or offset < 0:
         raise InvalidInputError(f"page_token {token!r} is not one search_runs returned", field="page_token")
     return offset
-
-
-def _metric_value(row: Row[Any]) -> float:
-    return math.nan if row.is_nan else float(row.value)
 
 
 class SqlRunStore:
@@ -99,25 +96,40 @@ class SqlRunStore:
         lineage: Mapping[str, Any],
         tags: Mapping[str, str],
         start_time: float,
+        artifacts: Sequence[ArtifactRef] = (),
     ) -> Run:
         run_id = _new_id()
+        name = name or run_id[:8]
+        lineage_json = json.dumps(lineage, default=str)
         with self.db.write() as conn:
-            conn.execute(
-                s.runs.insert().values(
-                    id=run_id,
-                    experiment_id=experiment_id,
-                    name=name or run_id[:8],
-                    status="running",
-                    start_time=start_time,
-                    heartbeat_at=start_time,
-                    parent_run_id=parent_run_id,
-                    user_name=user,
-                    lineage=json.dumps(lineage, default=str),
+            cur = driver.cursor(conn)
+            try:
+                cur.execute(
+                    driver.INSERT_RUN,
+                    (run_id, experiment_id, name, start_time, start_time, parent_run_id, user, lineage_json),
                 )
-            )
+            except cur.errors.IntegrityError as exc:
+                raise NotFoundError(f"experiment id {experiment_id!r} does not exist", field="experiment") from exc
             if tags:
-                conn.execute(s.tags.insert(), [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()])
-        return self.get_run(run_id)
+                cur.executemany(driver.INSERT_TAG, [(run_id, k, v) for k, v in tags.items()])
+            if artifacts:
+                cur.executemany(
+                    driver.UPSERT_ARTIFACT, [(run_id, a.path, a.digest, a.size, start_time) for a in artifacts]
+                )
+            experiment = cur.execute("SELECT name FROM experiments WHERE id = ?", (experiment_id,))[0][0]
+        return Run(
+            id=run_id,
+            experiment_id=experiment_id,
+            experiment=experiment,
+            name=name,
+            status="running",
+            start_time=start_time,
+            end_time=None,
+            parent_run_id=parent_run_id,
+            user=user,
+            tags=dict(tags),
+            lineage=json.loads(lineage_json),
+        )
 
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as conn:
@@ -126,15 +138,14 @@ class SqlRunStore:
             raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
         return runs[0]
 
-    def end_run(self, run_id: str, status: str, end_time: float) -> None:
+    def end_run(self, run_id: str, status: str, end_time: float, points: Sequence[MetricPoint] = ()) -> None:
         with self.db.write() as conn:
-            result = conn.execute(
-                update(s.runs)
-                .where(s.runs.c.id == run_id)
-                .values(status=status, end_time=end_time, heartbeat_at=end_time)
-            )
-        if result.rowcount == 0:
-            raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
+            if points:
+                self._write_points(conn, run_id, points)
+            cur = driver.cursor(conn)
+            cur.execute(driver.END_RUN, (status, end_time, end_time, run_id))
+            if cur.rowcount() == 0:
+                raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
 
     def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
         with self.db.write() as conn:
@@ -170,48 +181,37 @@ class SqlRunStore:
     def log_metrics(self, run_id: str, points: Sequence[MetricPoint]) -> None:
         if not points:
             return
-        rows: list[dict[str, Any]] = [
-            {
-                "run_id": run_id,
-                "key": p.key,
-                "value": 0.0 if math.isnan(p.value) else p.value,
-                "is_nan": math.isnan(p.value),
-                "step": p.step,
-                "timestamp": p.timestamp,
-            }
-            for p in points
-        ]
-        latest: dict[str, dict[str, Any]] = {}
+        with self.db.write() as conn:
+            self._write_points(conn, run_id, points)
+
+    def _write_points(self, conn: Connection, run_id: str, points: Sequence[MetricPoint]) -> None:
+        # NaN != NaN: the cheapest NaN test, and SQLite would store NaN as NULL, so keep a flag.
+        rows = [(run_id, k, 0.0 if v != v else v, v != v, step, ts) for k, v, step, ts in points]
+        latest: dict[str, tuple[Any, ...]] = {}
         for row in rows:
-            held = latest.get(row["key"])
-            if held is None or (row["step"], row["timestamp"]) >= (held["step"], held["timestamp"]):
-                latest[row["key"]] = row
-        newer = or_(
-            upsert.excluded("step") > s.latest_metrics.c.step,
-            and_(
-                upsert.excluded("step") == s.latest_metrics.c.step,
-                upsert.excluded("timestamp") >= s.latest_metrics.c.timestamp,
-            ),
-        )
+            held = latest.get(row[1])
+            if held is None or (row[4], row[5]) >= (held[4], held[5]):
+                latest[row[1]] = row
+        cur = driver.cursor(conn)
         try:
-            with self.db.write() as conn:
-                conn.execute(s.metrics.insert(), rows)
-                upsert.execute(
-                    conn,
-                    s.latest_metrics,
-                    list(latest.values()),
-                    keys=("run_id", "key"),
-                    update=("value", "is_nan", "step", "timestamp"),
-                    where=newer,
-                )
-        except sa_exc.IntegrityError as exc:
+            cur.executemany(driver.INSERT_METRICS, rows)
+        except cur.errors.IntegrityError as exc:
             raise NotFoundError(f"run {run_id!r} does not exist", field="run_id") from exc
+        cur.executemany(driver.UPSERT_LATEST, latest.values())
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
         if not params:
             return
-        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items()]
+        try:
+            with self.db.write() as conn:
+                cur = driver.cursor(conn)
+                cur.executemany(driver.INSERT_PARAM, [(run_id, k, v) for k, v in params.items()])
+            return
+        except self.db.integrity_error:  # a key exists already, or there is no such run: see below
+            pass  # a key exists already, or there is no such run: sort it out below
         with self.db.write() as conn:
+            if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
+                raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
             existing = dict(
                 conn.execute(
                     select(s.params.c.key, s.params.c.value).where(
@@ -219,19 +219,16 @@ class SqlRunStore:
                     )
                 ).all()
             )
-            changed = {k: (existing[k], v) for k, v in params.items() if k in existing and existing[k] != v}
-            if changed:
-                key, (old, new) = next(iter(changed.items()))
-                raise ConflictError(
-                    f"param {key!r} of run {run_id} is already {old!r}; params are immutable, cannot set {new!r}",
-                    field=f"params.{key}",
-                )
-            fresh = [r for r in rows if r["key"] not in existing]
+            for key, new in params.items():
+                if key in existing and existing[key] != new:
+                    raise ConflictError(
+                        f"param {key!r} of run {run_id} is already {existing[key]!r}; "
+                        f"params are immutable, cannot set {new!r}",
+                        field=f"params.{key}",
+                    )
+            fresh = [(run_id, k, v) for k, v in params.items() if k not in existing]
             if fresh:
-                try:
-                    conn.execute(s.params.insert(), fresh)
-                except sa_exc.IntegrityError as exc:
-                    raise NotFoundError(f"run {run_id!r} does not exist", field="run_id") from exc
+                driver.cursor(conn).executemany(driver.INSERT_PARAM, fresh)
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         if not tags:
@@ -244,13 +241,8 @@ class SqlRunStore:
             raise NotFoundError(f"run {run_id!r} does not exist", field="run_id") from exc
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
-        m = s.metrics.c
         with self.db.read() as conn:
-            rows = conn.execute(
-                select(m.value, m.is_nan, m.step, m.timestamp)
-                .where(m.run_id == run_id, m.key == key)
-                .order_by(m.step, m.timestamp, m.id)
-            ).all()
+            rows = driver.cursor(conn).execute(driver.SELECT_HISTORY, (run_id, key))
             if not rows and conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
                 raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
         nan = math.nan
@@ -292,36 +284,39 @@ class SqlRunStore:
     def _load_runs(self, conn: Connection, ids: Sequence[str]) -> list[Run]:
         if not ids:
             return []
-        r, e = s.runs.c, s.experiments.c
-        rows = conn.execute(
-            select(s.runs, e.name.label("experiment_name"))
-            .join(s.experiments, e.id == r.experiment_id)
-            .where(r.id.in_(ids), r.deleted_at.is_(None))
-        ).all()
+        cur = driver.cursor(conn)
+        rows = cur.select_in(
+            "SELECT r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.parent_run_id, "
+            "r.user_name, r.lineage FROM runs r JOIN experiments e ON e.id = r.experiment_id "
+            "WHERE {in} AND r.deleted_at IS NULL",
+            "r.id",
+            ids,
+        )
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
-        for p in conn.execute(select(s.params).where(s.params.c.run_id.in_(ids))):
-            params[p.run_id][p.key] = p.value
-        for t in conn.execute(select(s.tags).where(s.tags.c.run_id.in_(ids))):
-            tags[t.run_id][t.key] = t.value
-        for m in conn.execute(select(s.latest_metrics).where(s.latest_metrics.c.run_id.in_(ids))):
-            metrics[m.run_id][m.key] = _metric_value(m)
+        for run_id, key, value in cur.select_in("SELECT run_id, key, value FROM params WHERE {in}", "run_id", ids):
+            params[run_id][key] = value
+        for run_id, key, value in cur.select_in("SELECT run_id, key, value FROM tags WHERE {in}", "run_id", ids):
+            tags[run_id][key] = value
+        latest = "SELECT run_id, key, value, is_nan FROM latest_metrics WHERE {in}"
+        for run_id, key, value, is_nan in cur.select_in(latest, "run_id", ids):
+            metrics[run_id][key] = math.nan if is_nan else value
         by_id = {
-            row.id: Run(
-                id=row.id,
-                experiment_id=row.experiment_id,
-                experiment=row.experiment_name,
-                name=row.name,
-                status=row.status,
-                start_time=row.start_time,
-                end_time=row.end_time,
-                parent_run_id=row.parent_run_id,
-                user=row.user_name,
-                params=params[row.id],
-                metrics=metrics[row.id],
-                tags=tags[row.id],
-                lineage=json.loads(row.lineage),
+            row[0]: Run(
+                id=row[0],
+                experiment_id=row[1],
+                experiment=row[2],
+                name=row[3],
+                status=row[4],
+                start_time=row[5],
+                end_time=row[6],
+                parent_run_id=row[7],
+                user=row[8],
+                params=params[row[0]],
+                metrics=metrics[row[0]],
+                tags=tags[row[0]],
+                lineage=json.loads(row[9]),
             )
             for row in rows
         }
