@@ -4,10 +4,13 @@
     ├── NotFoundError (LookupError)    code="not_found"        404
     ├── InvalidInputError (ValueError) code="invalid_input"    400
     │   ├── InvalidFilterError         code="invalid_filter"   400
-    │   └── SchemaMismatchError        code="schema_mismatch"  422
+    │   ├── SchemaMismatchError        code="schema_mismatch"  422
+    │   └── PayloadTooLargeError       code="payload_too_large" 413
     ├── ConflictError                  code="conflict"         409
     ├── IntegrityError                 code="integrity"        500
     ├── ConfigError                    code="config"           500
+    ├── ModelFailedError               code="model_failed"     500
+    ├── OverloadedError                code="overloaded"       503
     └── StoreUnavailableError          code="store_unavailable" 503
 
 Every error carries a machine-readable ``code``, an HTTP ``status`` and, where
@@ -98,3 +101,28 @@ class StoreUnavailableError(ShipyardError):
 
     code = "store_unavailable"
     status = 503
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A request body is larger than the server's limit."""
+
+    code = "payload_too_large"
+    status = 413
+
+
+class OverloadedError(ShipyardError):
+    """A model's queue is full: the client should retry after ``retry_after`` seconds."""
+
+    code = "overloaded"
+    status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelFailedError(ShipyardError):
+    """The model raised on input that passed validation (a bug or a limit of the model)."""
+
+    code = "model_failed"
+    status = 500

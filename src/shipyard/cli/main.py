@@ -7,6 +7,7 @@ import sys
 import typer
 
 from shipyard.cli import datasets, db, experiments, lineage, models, runs
+from shipyard.cli import serve as serve_command
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(db.app, name="db")
 app.command("lineage")(lineage.lineage)
+app.command("serve")(serve_command.serve)
 app.command("gc")(db.gc)
 
 

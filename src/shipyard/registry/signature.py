@@ -256,7 +256,9 @@ def check_input(data: Any, signature: Signature, *, model: str = "the model") ->
         raise SchemaMismatchError(
             f"input does not match the signature of {model}: " + "; ".join(problems), problems=problems
         )
-    checked = frame.loc[:, signature.input_names]
+    names = signature.input_names
+    # Selecting columns copies the frame (milliseconds on pandas 3); skip it when already in order.
+    checked = frame if list(frame.columns) == list(names) else frame.loc[:, names]
     if casts:
         checked = checked.astype(casts)
     return checked.to_numpy() if signature.input_format == "ndarray" else checked

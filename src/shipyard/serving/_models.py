@@ -1,0 +1,236 @@
+"""The models a server holds: one :class:`Arm` per reference served, swapped atomically when its alias moves.
+
+An arm's :class:`Slot` (a loaded version and the batcher in front of it) is replaced by
+one assignment on the event loop. A request reads the current slot and enqueues on its
+batcher in one synchronous step, so it lands either on the old slot, which finishes
+every request it queued before it stops, or on the new one: none is lost or refused.
+A load that fails leaves the old slot serving and keeps the reason in ``last_error``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shipyard.registry import LoadedModel, get_model_version, load_model, parse_model_ref
+from shipyard.registry.models import Signature
+from shipyard.serving.batcher import Batcher, ModelFn
+from shipyard.serving.metrics import ArmObserver, ServerMetrics
+from shipyard.serving.models import BatchingConfig
+from shipyard.serving.prediction_log import PredictionLog
+from shipyard.serving.validation import Array
+from shipyard.store import Stores
+
+logger = logging.getLogger("shipyard.serving")
+# Flavors whose LoadedModel.predict is ``raw.predict(checked input)`` (see registry/_flavors).
+_DIRECT = frozenset({"sklearn", "lightgbm"})
+_ZEROS: dict[str, Any] = {"float": 0.0, "integer": 0, "boolean": False, "string": "", "datetime": "1970-01-01"}
+
+
+@dataclass(frozen=True, slots=True)
+class StoresClient:
+    """Stores resolved once, passed as the ``client`` of registry calls."""
+
+    stores: Stores
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Slot:
+    """One loaded version of an arm and the batcher in front of it."""
+
+    model: LoadedModel
+    batcher: Batcher
+    observer: ArmObserver
+
+    @property
+    def version(self) -> int:
+        """The registry version this slot serves."""
+        return self.model.version.version
+
+
+def model_function(model: LoadedModel, method: str) -> ModelFn:
+    """The function a batcher calls: columns in, the model's ``predict`` (or ``predict_proba``) out.
+
+    Input reaching it was already held to the signature per request (``validation.py``):
+    its columns are the signature's, in order, with their types. For flavors whose
+    ``predict`` is the estimator's own (``_DIRECT``), the estimator is called on that
+    frame at once, skipping ``LoadedModel``'s second check, which costs more than the
+    model itself on small batches. Other flavors go through ``LoadedModel``.
+    """
+    import pandas as pd
+
+    signature = model.signature
+    if model.flavor in _DIRECT and signature is not None and hasattr(model.raw, method):
+        estimator_fn = getattr(model.raw, method)
+        as_array = signature.input_format == "ndarray"
+
+        def direct(data: dict[str, Array]) -> Any:
+            frame = pd.DataFrame(data, copy=False)
+            return estimator_fn(frame.to_numpy() if as_array else frame)
+
+        return direct
+    predict = model.predict if method == "predict" else model.predict_proba
+
+    def checked(data: dict[str, Array]) -> Any:
+        return predict(pd.DataFrame(data, copy=False))
+
+    return checked
+
+
+def warm(model: LoadedModel, method: str) -> str | None:
+    """Predict once on a synthetic row so first-call costs are paid before traffic; the failure, if any."""
+    signature = model.signature
+    if signature is None:
+        return None
+    row = {c.name: np.asarray([_ZEROS[c.type]]) for c in signature.inputs}
+    try:
+        model_function(model, method)(row)
+    except Exception as exc:  # a model may reject a made-up row; that is not a failed load
+        return f"warm-up on a synthetic row failed ({type(exc).__name__}: {exc})"
+    return None
+
+
+class Arm:
+    """One reference served (``primary``, ``canary`` or ``shadow``) and its current slot."""
+
+    def __init__(
+        self,
+        ref: str,
+        *,
+        role: str,
+        stores: Stores,
+        batching: BatchingConfig,
+        method: str = "predict",
+    ) -> None:
+        parsed = parse_model_ref(ref)
+        self.ref = ref
+        self.name = parsed.name
+        self.role = role
+        self.watched = parsed.version is None
+        self.batching = batching
+        self.method = method
+        self.stores = stores
+        self.last_error: str | None = None
+        self.warning: str | None = None
+        self.log: PredictionLog | None = None
+        self.run_id: str | None = None
+        self.slot: Slot | None = None
+        self._metrics: ServerMetrics | None = None
+        self._loaded: LoadedModel | None = None
+        self._load_seconds = 0.0
+        self._lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"Arm({self.ref!r}, role={self.role!r}, version={self.version})"
+
+    @property
+    def version(self) -> int | None:
+        """The version serving now (``None`` before start)."""
+        if self.slot is not None:
+            return self.slot.version
+        return None if self._loaded is None else self._loaded.version.version
+
+    @property
+    def model(self) -> LoadedModel:
+        """The loaded model serving now."""
+        if self.slot is not None:
+            return self.slot.model
+        assert self._loaded is not None, "preload() first"
+        return self._loaded
+
+    @property
+    def signature(self) -> Signature | None:
+        """The signature of the version serving now."""
+        return self.model.signature
+
+    def preload(self) -> LoadedModel:
+        """Load the version the reference points at, synchronously (before the app starts, before fork)."""
+        started = time.perf_counter()
+        loaded = load_model(self.ref, client=StoresClient(self.stores))
+        self.warning = warm(loaded, self.method)
+        self._load_seconds = time.perf_counter() - started
+        self._loaded = loaded
+        return loaded
+
+    def start(self, metrics: ServerMetrics) -> None:
+        """Put the preloaded version behind a batcher on the running loop."""
+        self._metrics = metrics
+        self._lock = asyncio.Lock()
+        assert self._loaded is not None, "preload() first"
+        self.slot = self._slot(self._loaded, self._load_seconds)
+        self._loaded = None
+        if self.log is not None:
+            self.log.start()
+
+    def _slot(self, model: LoadedModel, load_seconds: float) -> Slot:
+        assert self._metrics is not None
+        version = str(model.version.version)
+        observer = ArmObserver(self._metrics, self.name, version, self.role)
+        batcher = Batcher(
+            model_function(model, self.method),
+            self.batching,
+            name=f"{model.version.ref}:{self.role}",
+            observer=observer,
+        )
+        batcher.start()
+        self._metrics.load_time.labels(self.name, version, self.role).observe(load_seconds)
+        self._metrics.version.labels(self.name, self.role).set(model.version.version)
+        return Slot(model, batcher, observer)
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Load and swap in the version the alias points at now, if it moved; True when swapped.
+
+        ``force`` reloads even a pinned reference (``name/3``) or an unmoved alias.
+        A failure keeps the old version serving; the reason is in ``last_error``.
+        """
+        if (not self.watched and not force) or self._lock is None:
+            return False
+        async with self._lock:
+            try:
+                return await self._refresh(force)
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                assert self._metrics is not None
+                self._metrics.load_failures.labels(self.name, self.role).inc()
+                logger.warning("reload of %s failed, still serving version %s: %s", self.ref, self.version, exc)
+                return False
+
+    async def _refresh(self, force: bool) -> bool:
+        client = StoresClient(self.stores)
+        target = await asyncio.to_thread(get_model_version, self.ref, client=client)
+        if target.version == self.version and not force:
+            self.last_error = None
+            return False
+        started = time.perf_counter()
+        loaded = await asyncio.to_thread(load_model, target.ref, client=client)
+        self.warning = await asyncio.to_thread(warm, loaded, self.method)
+        new = self._slot(loaded, time.perf_counter() - started)
+        old, self.slot = self.slot, new
+        self.last_error = None
+        logger.info("%s now serves version %s (was %s)", self.ref, new.version, None if old is None else old.version)
+        if old is not None:
+            await old.batcher.close()  # the requests it had queued finish on the old version
+        return True
+
+    async def stop(self) -> None:
+        """Finish queued requests, then write the prediction log's last partition."""
+        if self.slot is not None:
+            await self.slot.batcher.close()
+        if self.log is not None:
+            await asyncio.to_thread(self.log.close)
+
+    def status(self) -> dict[str, Any]:
+        """What ``/admin/reload`` and the model metadata report about this arm."""
+        return {
+            "ref": self.ref,
+            "arm": self.role,
+            "version": self.version,
+            "last_error": self.last_error,
+            "warning": self.warning,
+            "prediction_log_run": self.run_id,
+        }

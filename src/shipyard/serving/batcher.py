@@ -1,0 +1,224 @@
+"""Dynamic batching: coalesce concurrent requests into one model call, off the event loop.
+
+One :class:`Batcher` serves one loaded model. Requests wait in a bounded queue; a
+collector task takes them into batches by the rule documented on
+:class:`~shipyard.serving.models.BatchingConfig` and runs each batch on the model's own
+thread, so the event loop keeps accepting and answering requests while the model
+computes. A full queue refuses at once (:class:`OverloadedError`, answered 503 with
+``Retry-After``) instead of growing: memory stays flat however hard clients push.
+
+Example:
+    >>> batcher = Batcher(model_fn, BatchingConfig(max_batch_size=32), name="churn/3")  # doctest: +SKIP
+    >>> batcher.start()  # doctest: +SKIP
+    >>> result = await batcher.submit(columns)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from shipyard.errors import InvalidInputError, ModelFailedError, OverloadedError, ShipyardError
+from shipyard.serving.models import BatchingConfig
+from shipyard.serving.validation import Array, Columns
+
+ModelFn = Callable[[dict[str, Array]], Any]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class BatchResult:
+    """What one request gets back: its rows of the output and how long each stage took."""
+
+    outputs: Array
+    queue_seconds: float
+    compute_seconds: float
+    batch_rows: int
+
+
+class BatchObserver(Protocol):
+    """Receives what a batcher measures (metrics implement it)."""
+
+    def batch_done(self, rows: int, requests: int, seconds: float) -> None:
+        """One model call finished: its rows, the requests it served, its duration."""
+        ...
+
+    def queue_depth(self, waiting: int) -> None:
+        """The number of requests waiting changed."""
+        ...
+
+
+class BatcherClosedError(ShipyardError):
+    """The batcher was closed (its model was swapped out); submit to the current one."""
+
+    code = "closed"
+    status = 503
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    columns: Columns
+    future: asyncio.Future[BatchResult]
+    arrived: float
+
+
+class Batcher:
+    """A bounded queue in front of one model and the task that feeds it batches."""
+
+    def __init__(
+        self,
+        model_fn: ModelFn,
+        config: BatchingConfig,
+        *,
+        name: str,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._model_fn = model_fn
+        self._observer = observer
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._queued_rows = 0
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"shipyard-model-{name}")
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting, not counting the batch being computed."""
+        return len(self._queue)
+
+    def start(self) -> None:
+        """Start the collector task on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
+
+    def submit(self, columns: Columns) -> asyncio.Future[BatchResult]:
+        """Queue one request; the future resolves with its rows of the output.
+
+        Enqueuing is synchronous, so a caller that read the current batcher and submits
+        without awaiting in between can never find it closed by a swap.
+
+        Raises:
+            OverloadedError: ``max_queue`` requests are already waiting.
+            BatcherClosedError: the batcher was closed.
+        """
+        if self._closed:
+            raise BatcherClosedError(f"model {self.name} was swapped out")
+        if len(self._queue) >= self.config.max_queue:
+            raise OverloadedError(
+                f"model {self.name} is overloaded: {len(self._queue)} requests are waiting "
+                f"(max_queue={self.config.max_queue}); retry shortly"
+            )
+        future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(columns, future, time.perf_counter()))
+        self._queued_rows += columns.rows
+        self._wakeup.set()
+        if self._observer is not None:
+            self._observer.queue_depth(len(self._queue))
+        return future
+
+    async def close(self) -> None:
+        """Refuse new requests, finish the queued ones, then stop the thread."""
+        self._closed = True
+        self._wakeup.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._executor.shutdown(wait=False)
+
+    async def _run(self) -> None:
+        while True:
+            while not self._queue:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+            batch = await self._collect()
+            if self._observer is not None:
+                self._observer.queue_depth(len(self._queue))
+            live = [p for p in batch if not p.future.done()]  # a disconnected client cancels its future
+            if live:
+                await self._compute(live)
+
+    async def _collect(self) -> list[_Pending]:
+        config = self.config
+        if config.enabled and len(self._queue) > 1 and config.max_delay_ms > 0:
+            deadline = self._queue[0].arrived + config.max_delay_ms / 1000
+            while self._queued_rows < config.max_batch_size and not self._closed:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                except TimeoutError:
+                    break
+        first = self._queue.popleft()
+        batch, rows = [first], first.columns.rows
+        while config.enabled and self._queue and rows + self._queue[0].columns.rows <= config.max_batch_size:
+            item = self._queue.popleft()
+            batch.append(item)
+            rows += item.columns.rows
+        self._queued_rows -= rows
+        return batch
+
+    async def _compute(self, batch: list[_Pending]) -> None:
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._call, [p.columns for p in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch[0], exc)
+                return
+            # One bad request must not fail the others it was batched with: retry each alone.
+            for pending in batch:
+                await self._compute([pending])
+            return
+        seconds = time.perf_counter() - started
+        total = sum(p.columns.rows for p in batch)
+        if self._observer is not None:
+            self._observer.batch_done(total, len(batch), seconds)
+        offset = 0
+        for pending in batch:
+            rows = pending.columns.rows
+            if not pending.future.done():
+                result = BatchResult(outputs[offset : offset + rows], started - pending.arrived, seconds, total)
+                pending.future.set_result(result)
+            offset += rows
+
+    def _call(self, parts: Sequence[Columns]) -> Array:
+        if len(parts) == 1:
+            data = parts[0].data
+        else:
+            data = {name: np.concatenate([p.data[name] for p in parts]) for name in parts[0].data}
+        outputs = np.asarray(self._model_fn(data))
+        rows = sum(p.rows for p in parts)
+        if outputs.ndim == 0 or outputs.shape[0] != rows:
+            raise ModelFailedError(
+                f"model {self.name} returned output of shape {list(outputs.shape)} for {rows} rows; "
+                "a model must return one prediction per row"
+            )
+        return outputs
+
+
+def _fail(pending: _Pending, exc: Exception) -> None:
+    if pending.future.done():
+        return
+    if isinstance(exc, ShipyardError):
+        pending.future.set_exception(exc)
+    elif isinstance(exc, ValueError | TypeError | KeyError):
+        pending.future.set_exception(
+            InvalidInputError(f"the model rejected the input ({type(exc).__name__}: {exc})", field="inputs")
+        )
+    else:
+        pending.future.set_exception(ModelFailedError(f"the model failed ({type(exc).__name__}: {exc})"))
