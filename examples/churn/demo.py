@@ -1,10 +1,13 @@
-"""The whole lifecycle on the embedded default: data → two tracked runs → registry → card → lineage.
+"""The whole lifecycle on the embedded default: data → tracked runs → registry → card → lineage → serving.
 
 Run with ``make demo``. Everything lands in ``.shipyard/`` in the working directory; no server.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -119,6 +122,50 @@ def main() -> None:
 
     console.print(Markdown(model_card("churn@champion")))
     console.print(render_lineage(client.lineage("churn@champion")))
+    serve_and_show_metrics(test[FEATURES])
+
+
+def serve_and_show_metrics(rows: pd.DataFrame, requests: int = 200, clients: int = 16) -> None:
+    """Serve churn@champion on a loopback port, send concurrent single-row requests, show /metrics."""
+    import httpx
+    import uvicorn
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from shipyard.serving import ModelSpec, ServingConfig, create_app
+    from shipyard.testing import free_port
+
+    port = free_port()
+    app = create_app(ServingConfig(models=(ModelSpec("churn@champion"),), log_flush_seconds=1.0))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30) as http:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        records = rows.head(requests).to_dict(orient="records")
+
+        def send(record: dict[str, object]) -> int:
+            return http.post("/models/churn/predict", json={"records": [record]}).status_code
+
+        with ThreadPoolExecutor(clients) as pool:
+            statuses = list(pool.map(send, records))
+        metrics_text = http.get("/metrics").text
+    server.should_exit = True
+    thread.join(timeout=30)
+
+    console.print(f"\n[bold]served churn@champion at {base}[/]: {statuses.count(200)}/{len(statuses)} requests OK")
+    table = Table("metric", "labels", "value", title="what /metrics exposes (counters and histogram totals)")
+    for family in text_string_to_metric_families(metrics_text):
+        if not family.name.startswith("shipyard_"):
+            continue
+        for sample in family.samples:
+            if sample.name.endswith(("_bucket", "_created")):
+                continue
+            labels = ", ".join(f"{k}={v}" for k, v in sample.labels.items())
+            table.add_row(sample.name, labels, f"{sample.value:g}")
+    console.print(table)
 
 
 if __name__ == "__main__":
