@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
 from sqlalchemy import exc as sa_exc
 
@@ -268,30 +269,51 @@ class SqlRunStore:
             where.append(s.runs.c.experiment_id.in_(experiment_ids))
         if filter and filter.strip():
             where.append(compile_filter(filter, self.db.dialect))
+        r, e = s.runs.c, s.experiments.c
         query = (
-            select(s.runs.c.id)
+            select(
+                r.id,
+                r.experiment_id,
+                e.name,
+                r.name,
+                r.status,
+                r.start_time,
+                r.end_time,
+                r.parent_run_id,
+                r.user_name,
+                r.lineage,
+            )
+            .join_from(s.runs, s.experiments, e.id == r.experiment_id)
             .where(*where)
-            .order_by(*compile_order_by(order_by), s.runs.c.start_time.desc(), s.runs.c.id)
+            .order_by(*compile_order_by(order_by), r.start_time.desc(), r.id)
             .limit(max_results + 1)
             .offset(offset)
         )
         with self.db.read() as conn:
-            ids = list(conn.execute(query).scalars())
-            more = len(ids) > max_results
-            runs = self._load_runs(conn, ids[:max_results])
+            rows = [tuple(row) for row in conn.execute(query)]
+            more = len(rows) > max_results
+            runs = self._assemble(conn, rows[:max_results])
         return Page(runs, _encode_token(offset + max_results) if more else None)
 
     def _load_runs(self, conn: Connection, ids: Sequence[str]) -> list[Run]:
         if not ids:
             return []
-        cur = driver.cursor(conn)
-        rows = cur.select_in(
+        rows = driver.cursor(conn).select_in(
             "SELECT r.id, r.experiment_id, e.name, r.name, r.status, r.start_time, r.end_time, r.parent_run_id, "
             "r.user_name, r.lineage FROM runs r JOIN experiments e ON e.id = r.experiment_id "
             "WHERE {in} AND r.deleted_at IS NULL",
             "r.id",
             ids,
         )
+        order = {run_id: i for i, run_id in enumerate(ids)}
+        return self._assemble(conn, sorted(rows, key=lambda row: order[row[0]]))
+
+    def _assemble(self, conn: Connection, rows: Sequence[tuple[Any, ...]]) -> list[Run]:
+        """Runs from their rows, with params, tags and latest metrics fetched in three queries."""
+        if not rows:
+            return []
+        ids = [row[0] for row in rows]
+        cur = driver.cursor(conn)
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
@@ -302,25 +324,24 @@ class SqlRunStore:
         latest = "SELECT run_id, key, value, is_nan FROM latest_metrics WHERE {in}"
         for run_id, key, value, is_nan in cur.select_in(latest, "run_id", ids):
             metrics[run_id][key] = math.nan if is_nan else value
-        by_id = {
-            row[0]: Run(
-                id=row[0],
-                experiment_id=row[1],
-                experiment=row[2],
-                name=row[3],
-                status=row[4],
-                start_time=row[5],
-                end_time=row[6],
-                parent_run_id=row[7],
-                user=row[8],
-                params=params[row[0]],
-                metrics=metrics[row[0]],
-                tags=tags[row[0]],
-                lineage=json.loads(row[9]),
+        return [
+            Run(
+                id=run_id,
+                experiment_id=experiment_id,
+                experiment=experiment,
+                name=name,
+                status=status,
+                start_time=start_time,
+                end_time=end_time,
+                parent_run_id=parent_run_id,
+                user=user,
+                params=params[run_id],
+                metrics=metrics[run_id],
+                tags=tags[run_id],
+                lineage=orjson.loads(lineage),
             )
-            for row in rows
-        }
-        return [by_id[i] for i in ids if i in by_id]
+            for run_id, experiment_id, experiment, name, status, start_time, end_time, parent_run_id, user, lineage in rows
+        ]
 
     # artifacts -------------------------------------------------------------------
     def record_artifacts(self, run_id: str, refs: Sequence[ArtifactRef]) -> None:
