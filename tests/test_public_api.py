@@ -30,6 +30,14 @@ EXPECTED = {
     "load_model",
     "set_alias",
     "delete_alias",
+    "task",
+    "flow",
+    "Resources",
+    "Schedule",
+    "on_dataset",
+    "on_model",
+    "on_alert",
+    "resume",
     "Client",
 }
 

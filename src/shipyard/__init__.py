@@ -39,6 +39,15 @@ _PUBLIC_API: dict[str, str] = {
     "load_model": "shipyard.registry.api",
     "set_alias": "shipyard.registry.api",
     "delete_alias": "shipyard.registry.api",
+    # flows
+    "task": "shipyard.flows",
+    "flow": "shipyard.flows",
+    "Resources": "shipyard.flows",
+    "Schedule": "shipyard.flows",
+    "on_dataset": "shipyard.flows",
+    "on_model": "shipyard.flows",
+    "on_alert": "shipyard.flows",
+    "resume": "shipyard.flows",
     # everything at once
     "Client": "shipyard.client",
 }
@@ -64,6 +73,14 @@ __all__ = [  # noqa: RUF022 - grouped as in _PUBLIC_API
     "load_model",
     "set_alias",
     "delete_alias",
+    "task",
+    "flow",
+    "Resources",
+    "Schedule",
+    "on_dataset",
+    "on_model",
+    "on_alert",
+    "resume",
     "Client",
 ]
 
@@ -71,6 +88,7 @@ if TYPE_CHECKING:
     from shipyard.autolog import autolog
     from shipyard.client import Client
     from shipyard.datasets.api import load_dataset, log_dataset
+    from shipyard.flows import Resources, Schedule, flow, on_alert, on_dataset, on_model, resume, task
     from shipyard.registry.api import delete_alias, load_model, log_model, set_alias
     from shipyard.tracking.api import (
         active_run,

@@ -15,6 +15,7 @@ from typing import Any
 from shipyard.config import Settings, resolve_settings
 from shipyard.datasets.api import referenced_digests as dataset_digests
 from shipyard.errors import NotFoundError
+from shipyard.flows import FlowRun, get_flow_run
 from shipyard.lineage import LineageGraph, build_lineage
 from shipyard.store import Stores, open_stores
 from shipyard.store.entities import ArtifactRef, Experiment, MetricPoint, Page, Run
@@ -93,6 +94,11 @@ class Client:
     def download_artifact(self, run_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
         """Copy one artifact to ``dest``, verifying its hash."""
         return tracking.download_artifact(run_id, path, dest, client=self)
+
+    # flows ------------------------------------------------------------------------
+    def get_flow_run(self, run_id: str) -> FlowRun:
+        """A flow run with every task run: name, state, attempts, start, end, resources."""
+        return get_flow_run(run_id, client=self)
 
     # lineage and housekeeping ------------------------------------------------------
     def lineage(self, ref: str) -> LineageGraph:

@@ -10,6 +10,8 @@
     ├── IntegrityError                 code="integrity"        500
     ├── ConfigError                    code="config"           500
     ├── ModelFailedError               code="model_failed"     500
+    ├── TaskRunError (RuntimeError)    code="task_failed"      500
+    ├── FlowRunError (RuntimeError)    code="flow_failed"      500
     ├── OverloadedError                code="overloaded"       503
     └── StoreUnavailableError          code="store_unavailable" 503
 
@@ -126,3 +128,30 @@ class ModelFailedError(ShipyardError):
 
     code = "model_failed"
     status = 500
+
+
+class TaskRunError(ShipyardError, RuntimeError):
+    """A task did not produce a value: it failed, timed out, was skipped or cancelled.
+
+    ``future.result()`` re-raises the task's own exception when there is one; this error
+    covers the rest (an upstream task failed, the run was cancelled, a timeout).
+    """
+
+    code = "task_failed"
+    status = 500
+
+    def __init__(self, message: str, *, task_key: str, state: str) -> None:
+        super().__init__(message, field=task_key)
+        self.task_key = task_key
+        self.state = state
+
+
+class FlowRunError(ShipyardError, RuntimeError):
+    """Calling a flow whose run did not succeed; ``run`` is the recorded ``FlowRun``."""
+
+    code = "flow_failed"
+    status = 500
+
+    def __init__(self, message: str, *, run: Any) -> None:
+        super().__init__(message, field="flow_run")
+        self.run = run

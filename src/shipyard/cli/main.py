@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shipyard.cli import datasets, db, experiments, lineage, models, runs
+from shipyard.cli import datasets, db, experiments, flows, lineage, models, run, runs
 from shipyard.cli import serve as serve_command
 from shipyard.errors import ShipyardError
 
@@ -21,7 +21,10 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
+app.add_typer(flows.app, name="flows")
 app.add_typer(db.app, name="db")
+app.command("run")(run.run)
+app.command("scheduler")(run.scheduler)
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve_command.serve)
 app.command("gc")(db.gc)

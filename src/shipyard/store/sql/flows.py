@@ -7,13 +7,12 @@ and a scheduler that restarts finds what it already did.
 
 from __future__ import annotations
 
-import functools
 import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, select, update
+from sqlalchemy import Connection, and_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from shipyard.errors import ConflictError, NotFoundError
@@ -29,6 +28,15 @@ from shipyard.store.entities import (
     ValueRef,
 )
 from shipyard.store.sql._engine import Database
+from shipyard.store.sql._flow_rows import (
+    flow_info,
+    flow_run,
+    flow_run_row,
+    queued_run,
+    ref_json,
+    task_row,
+    task_run,
+)
 from shipyard.store.sql._upsert import upsert
 
 _TASK_UPDATE = (
@@ -52,41 +60,6 @@ _TASK_UPDATE = (
 _LIVE_TASK_STATES = ("pending", "running", "retrying")
 
 
-@functools.lru_cache(maxsize=1024)
-def _dumps_items(items: tuple[tuple[str, Any], ...]) -> str:
-    return json.dumps(dict(items), default=repr)
-
-
-def _dumps_mapping(value: Mapping[str, Any]) -> str:
-    """JSON of a small mapping that repeats across rows (resources, options), encoded once."""
-    try:
-        return _dumps_items(tuple(value.items()))
-    except TypeError:  # an unhashable value: encode it directly
-        return json.dumps(dict(value), default=repr)
-
-
-@functools.lru_cache(maxsize=1024)
-def _loads_cached(text: str) -> Any:
-    return json.loads(text)
-
-
-def _loads_small(text: str) -> Any:
-    """JSON of a repeated small value, decoded once; callers must not mutate the result."""
-    return _loads_cached(text) if len(text) < 200 else json.loads(text)
-
-
-def _ref_dict(ref: ValueRef) -> dict[str, Any]:
-    return {"digest": ref.digest, "serializer": ref.serializer, "size": ref.size, "type_name": ref.type_name}
-
-
-def _ref_json(ref: ValueRef | None) -> str | None:
-    return None if ref is None else json.dumps(_ref_dict(ref))
-
-
-def _ref(raw: str | None) -> ValueRef | None:
-    return None if raw is None else ValueRef(**json.loads(raw))
-
-
 def _insert_ignore(conn: Connection, table: Any, row: dict[str, Any]) -> bool:
     """Insert ``row`` unless its key exists; True when this call inserted it."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -101,6 +74,7 @@ class SqlFlowRunStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._task_sql: tuple[str, tuple[str, ...] | None] | None = None
 
     # flows -----------------------------------------------------------------------
     def register_flows(self, flows: Sequence[FlowInfo]) -> None:
@@ -131,19 +105,19 @@ class SqlFlowRunStore:
     def list_flows(self) -> list[FlowInfo]:
         with self.db.read() as conn:
             rows = conn.execute(select(s.flows).order_by(s.flows.c.name)).all()
-        return [_flow_info(r) for r in rows]
+        return [flow_info(r) for r in rows]
 
     def find_flow(self, name: str) -> FlowInfo | None:
         with self.db.read() as conn:
             row = conn.execute(select(s.flows).where(s.flows.c.name == name)).first()
-        return None if row is None else _flow_info(row)
+        return None if row is None else flow_info(row)
 
     # flow runs -------------------------------------------------------------------
     def create_flow_run(self, run: FlowRun, *, flow: FlowInfo | None = None) -> None:
         with self.db.write() as conn:
             if flow is not None:
                 self._register(conn, [flow])
-            conn.execute(s.flow_runs.insert().values(**_flow_run_row(run)))
+            conn.execute(s.flow_runs.insert().values(**flow_run_row(run)))
 
     def start_flow_run(
         self, run_id: str, *, from_states: Sequence[str], tracking_run_id: str | None, executor: str, at: float
@@ -182,9 +156,7 @@ class SqlFlowRunStore:
             conn.execute(
                 update(s.flow_runs)
                 .where(s.flow_runs.c.id == run_id)
-                .values(
-                    state=state, end_time=end_time, heartbeat_at=end_time, result_ref=_ref_json(result), error=error
-                )
+                .values(state=state, end_time=end_time, heartbeat_at=end_time, result_ref=ref_json(result), error=error)
             )
 
     def heartbeat_flow_runs(self, run_ids: Sequence[str], at: float) -> list[str]:
@@ -246,7 +218,7 @@ class SqlFlowRunStore:
             if row is None:
                 raise NotFoundError(f"flow run {run_id!r} does not exist", field="run_id")
             tasks = self._task_runs(conn, [run_id]) if with_tasks else []
-        return _flow_run(row, tuple(tasks))
+        return flow_run(row, tuple(tasks))
 
     def list_flow_runs(
         self, flow_name: str | None = None, *, states: Sequence[str] = (), limit: int = 50
@@ -259,15 +231,36 @@ class SqlFlowRunStore:
             query = query.where(r.state.in_(list(states)))
         with self.db.read() as conn:
             rows = conn.execute(query).all()
-        return [_flow_run(row, ()) for row in rows]
+        return [flow_run(row, ()) for row in rows]
 
     # task runs -------------------------------------------------------------------
     def save_task_runs(self, task_runs: Sequence[TaskRun]) -> None:
         if not task_runs:
             return
-        rows = [_task_row(t) for t in task_runs]
+        rows = [task_row(t) for t in task_runs]
         with self.db.write() as conn:
-            upsert.execute(conn, s.task_runs, rows, keys=("id",), update=_TASK_UPDATE)
+            sql, order = self._task_upsert(conn)
+            if order is None:
+                conn.exec_driver_sql(sql, rows)  # type: ignore[arg-type]
+            else:
+                conn.exec_driver_sql(sql, [tuple(row[k] for k in order) for row in rows])
+
+    def _task_upsert(self, conn: Connection) -> tuple[str, tuple[str, ...] | None]:
+        """The task-run upsert compiled once for this dialect, and its positional parameter order.
+
+        A run writes thousands of task rows; handing the driver the compiled SQL skips
+        SQLAlchemy's per-row parameter processing, the largest part of the cost.
+        """
+        if self._task_sql is None:
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            insert = dialect.insert(s.task_runs).values({c.name: bindparam(c.name) for c in s.task_runs.c})
+            stmt = insert.on_conflict_do_update(
+                index_elements=["id"], set_={name: insert.excluded[name] for name in _TASK_UPDATE}
+            )
+            compiled = stmt.compile(dialect=conn.dialect)
+            order = tuple(compiled.positiontup) if compiled.positiontup else None
+            self._task_sql = (str(compiled), order)
+        return self._task_sql
 
     def list_task_runs(self, flow_run_ids: Sequence[str]) -> list[TaskRun]:
         with self.db.read() as conn:
@@ -278,7 +271,7 @@ class SqlFlowRunStore:
         rows = conn.execute(
             select(s.task_runs).where(t.flow_run_id.in_(list(flow_run_ids))).order_by(t.created_at, t.task_key)
         ).all()
-        return [_task_run(row) for row in rows]
+        return [task_run(row) for row in rows]
 
     def find_cached_task_run(self, cache_key: str, *, newer_than: float | None) -> TaskRun | None:
         t = s.task_runs.c
@@ -289,7 +282,7 @@ class SqlFlowRunStore:
             query = query.where(t.end_time >= newer_than)
         with self.db.read() as conn:
             row = conn.execute(query.order_by(t.end_time.desc()).limit(1)).first()
-        return None if row is None else _task_run(row)
+        return None if row is None else task_run(row)
 
     def append_task_logs(self, lines: Sequence[TaskLogLine]) -> None:
         if not lines:
@@ -343,7 +336,7 @@ class SqlFlowRunStore:
         created: list[FlowRun] = []
         with self.db.write() as conn:
             for request in requests:
-                run = _queued_run(request)
+                run = queued_run(request)
                 if request.cursor is not None and not self._move_cursor(conn, request):
                     continue
                 if request.claim_key is not None:
@@ -356,7 +349,7 @@ class SqlFlowRunStore:
                     }
                     if not _insert_ignore(conn, s.flow_claims, claim):
                         continue
-                conn.execute(s.flow_runs.insert().values(**_flow_run_row(run)))
+                conn.execute(s.flow_runs.insert().values(**flow_run_row(run)))
                 created.append(run)
         return created
 
@@ -455,145 +448,3 @@ class SqlFlowRunStore:
                 select(s.flow_events).where(e.kind == kind, e.name == name, e.id > after_id).order_by(e.id).limit(limit)
             ).all()
         return [FlowEvent(int(r.id), r.kind, r.name, json.loads(r.payload), r.created_at) for r in rows]
-
-
-def _flow_info(row: Row[Any]) -> FlowInfo:
-    return FlowInfo(
-        name=row.name,
-        description=row.description,
-        entrypoint=row.entrypoint,
-        schedule=row.schedule,
-        timezone=row.timezone,
-        triggers=tuple(json.loads(row.triggers)),
-        owners=tuple(json.loads(row.owners)),
-        max_active_runs=row.max_active_runs,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-    )
-
-
-def _queued_run(request: FlowRunRequest) -> FlowRun:
-    import uuid
-
-    return FlowRun(
-        id=uuid.uuid4().hex,
-        flow_name=request.flow_name,
-        state="pending",
-        params=dict(request.params),
-        created_at=time.time(),
-        start_time=None,
-        end_time=None,
-        heartbeat_at=None,
-        tracking_run_id=None,
-        executor="local",
-        trigger=request.trigger,
-        scheduled_time=request.scheduled_time,
-        priority=request.priority,
-        run_count=0,
-        error=None,
-        result_ref=None,
-        params_ref=None,
-        entrypoint=request.entrypoint,
-    )
-
-
-def _flow_run_row(run: FlowRun) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "flow_name": run.flow_name,
-        "state": run.state,
-        "params": json.dumps(dict(run.params), default=repr),
-        "params_ref": _ref_json(run.params_ref),
-        "created_at": run.created_at,
-        "start_time": run.start_time,
-        "end_time": run.end_time,
-        "heartbeat_at": run.heartbeat_at,
-        "tracking_run_id": run.tracking_run_id,
-        "executor": run.executor,
-        "trigger": run.trigger,
-        "scheduled_time": run.scheduled_time,
-        "priority": run.priority,
-        "run_count": run.run_count,
-        "error": run.error,
-        "result_ref": _ref_json(run.result_ref),
-        "entrypoint": run.entrypoint,
-        "cancel_requested": run.cancel_requested,
-    }
-
-
-def _flow_run(row: Row[Any], tasks: tuple[TaskRun, ...]) -> FlowRun:
-    return FlowRun(
-        id=row.id,
-        flow_name=row.flow_name,
-        state=row.state,
-        params=json.loads(row.params),
-        created_at=row.created_at,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        heartbeat_at=row.heartbeat_at,
-        tracking_run_id=row.tracking_run_id,
-        executor=row.executor,
-        trigger=row.trigger,
-        scheduled_time=row.scheduled_time,
-        priority=row.priority,
-        run_count=row.run_count,
-        error=row.error,
-        result_ref=_ref(row.result_ref),
-        params_ref=_ref(row.params_ref),
-        entrypoint=row.entrypoint,
-        cancel_requested=bool(row.cancel_requested),
-        tasks=tasks,
-    )
-
-
-def _task_row(t: TaskRun) -> dict[str, Any]:
-    return {
-        "id": t.id,
-        "flow_run_id": t.flow_run_id,
-        "task_key": t.task_key,
-        "name": t.name,
-        "state": t.state,
-        "attempts": t.attempts,
-        "created_at": t.created_at,
-        "start_time": t.start_time,
-        "end_time": t.end_time,
-        "resources": _dumps_mapping(t.resources),
-        "tags": json.dumps(list(t.tags)) if t.tags else "[]",
-        "upstream": json.dumps(list(t.upstream)) if t.upstream else "[]",
-        "inputs": json.dumps({k: None if v is None else _ref_dict(v) for k, v in t.inputs.items()}),
-        "input_hash": t.input_hash,
-        "cache_key": t.cache_key,
-        "output": _ref_json(t.output),
-        "error": t.error,
-        "kind": t.kind,
-        "reused_from": t.reused_from,
-        "tracking_run_id": t.tracking_run_id,
-        "options": _dumps_mapping(t.options),
-    }
-
-
-def _task_run(row: Row[Any]) -> TaskRun:
-    inputs = {k: None if v is None else ValueRef(**v) for k, v in json.loads(row.inputs).items()}
-    return TaskRun(
-        id=row.id,
-        flow_run_id=row.flow_run_id,
-        task_key=row.task_key,
-        name=row.name,
-        state=row.state,
-        attempts=row.attempts,
-        created_at=row.created_at,
-        start_time=row.start_time,
-        end_time=row.end_time,
-        resources=dict(_loads_small(row.resources)),
-        tags=tuple(_loads_small(row.tags)),
-        upstream=tuple(json.loads(row.upstream)),
-        inputs=inputs,
-        input_hash=row.input_hash,
-        cache_key=row.cache_key,
-        output=_ref(row.output),
-        error=row.error,
-        kind=row.kind,
-        reused_from=row.reused_from,
-        tracking_run_id=row.tracking_run_id,
-        options=dict(_loads_small(row.options)),
-    )

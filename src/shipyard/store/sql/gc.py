@@ -37,6 +37,8 @@ class SqlGarbageCollector:
             select(s.artifacts.c.digest),
             select(s.dataset_versions.c.artifact_digest),
             select(s.model_versions.c.manifest_digest),
+            # Task values over the inline limit live in the artifact store, not in the row.
+            select(s.flow_values.c.digest).where(s.flow_values.c.data.is_(None)),
         )
         with self.db.read() as conn:
             return set(conn.execute(query).scalars())

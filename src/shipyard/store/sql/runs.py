@@ -327,20 +327,20 @@ class SqlRunStore:
         return [
             Run(
                 id=run_id,
-                experiment_id=experiment_id,
-                experiment=experiment,
+                experiment_id=exp_id,
+                experiment=exp_name,
                 name=name,
                 status=status,
-                start_time=start_time,
-                end_time=end_time,
-                parent_run_id=parent_run_id,
+                start_time=start,
+                end_time=end,
+                parent_run_id=parent,
                 user=user,
                 params=params[run_id],
                 metrics=metrics[run_id],
                 tags=tags[run_id],
                 lineage=orjson.loads(lineage),
             )
-            for run_id, experiment_id, experiment, name, status, start_time, end_time, parent_run_id, user, lineage in rows
+            for run_id, exp_id, exp_name, name, status, start, end, parent, user, lineage in rows
         ]
 
     # artifacts -------------------------------------------------------------------

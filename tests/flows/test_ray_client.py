@@ -1,0 +1,79 @@
+"""The Ray executor against a ``ray://`` address: a separate Ray head with its client server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.config import Settings
+from shipyard.flows import Resources, flow, task
+from shipyard.testing import free_port, in_ci, port_open
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def ray_address() -> Iterator[str]:
+    try:
+        import grpc  # noqa: F401 - Ray Client needs it
+        import ray  # noqa: F401
+    except ImportError as exc:
+        if in_ci():
+            pytest.fail(f"{exc.name} is not installed (CI=true: install shipyard[ray])")
+        pytest.skip(f"{exc.name} is not installed: pip install 'shipyard[ray]'")
+    ray_cli = Path(sys.executable).with_name("ray")
+    client_port, gcs_port = free_port(), free_port()
+    # Its own temp dir: the head leaves a cluster file behind that a later ray.init() would follow.
+    temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    # --block keeps `ray start` in the foreground: terminating it stops the processes it started.
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={gcs_port}", f"--ray-client-server-port={client_port}",
+         "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp_dir}"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", client_port):
+            if head.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the Ray head did not start its client server")
+            time.sleep(0.5)
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        yield f"ray://127.0.0.1:{client_port}"
+    finally:
+        os.environ.pop("RAY_AUTH_MODE", None)
+        head.terminate()
+        head.wait(60)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@task(resources=Resources(cpus=1, memory="20MB"))
+def cube(x: int) -> int:
+    return x**3
+
+
+@flow
+def cubes(n: int = 3) -> int:
+    return sum(cube.map(list(range(n))).result())
+
+
+def test_a_flow_runs_on_a_ray_cluster_by_address(ray_address: str, settings: Settings) -> None:
+    from shipyard.flows import RayExecutor
+
+    executor = RayExecutor(ray_address)
+    try:
+        run = cubes.with_options(executor=executor).run(n=4)
+    finally:
+        executor.close()
+
+    assert run.state == "succeeded"
+    assert run.result == 36
+    assert {t.kind for t in run.tasks} == {"ray"}
