@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextvars
 import os
+import sys
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -100,6 +102,7 @@ class ActiveRun:
         self.ended = False
         self.buffer = MetricBuffer(run.id, stores.runs)
         self._token: contextvars.Token[tuple[ActiveRun, ...]] | None = None
+        self._environment: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return f"ActiveRun(id={self.id!r}, name={self.name!r}, experiment={self.experiment!r})"
@@ -195,6 +198,8 @@ class ActiveRun:
         unregister_buffer(self.buffer)
         heartbeat.remove(self)
         _exit.untrack(self)
+        if self._environment is not None:
+            self._environment.join(timeout=60)
         # The last points and the final status go in one transaction.
         points = self.buffer.drain()
         try:
@@ -253,7 +258,7 @@ def start_run(
         "parent_run_id": parent,
         "lineage": lineage,
         "tags": _stringify("tag", tags or {}),
-        "artifacts": [_environment_artifact(stores)],
+        "artifacts": [env] if (env := _env_refs.get(stores.artifacts.root)) else [],
     }
     try:
         run = stores.runs.create_run(_experiment_id(stores, experiment_name), start_time=time.time(), **fields)
@@ -261,6 +266,12 @@ def start_run(
         _experiment_ids.pop((id(stores.runs), experiment_name), None)
         run = stores.runs.create_run(_experiment_id(stores, experiment_name), start_time=time.time(), **fields)
     active = ActiveRun(stores, run, depth=len(stack), log_system_metrics=log_system_metrics)
+    if env is None:
+        # Listing installed packages takes ~0.2 s once per process: do it off the run's start.
+        active._environment = threading.Thread(
+            target=_record_environment, args=(active,), name="shipyard-environment", daemon=True
+        )
+        active._environment.start()
     settings = stores.settings
     register_buffer(active.buffer, settings.flush_interval)
     heartbeat.add(active, settings.heartbeat_interval)
@@ -280,6 +291,13 @@ def _environment_artifact(stores: Stores) -> ArtifactRef:
         digest, size = stores.artifacts.put_bytes(_lineage.requirements_text().encode())
         _env_refs[root] = ArtifactRef("environment/requirements.txt", digest, size)
     return _env_refs[root]
+
+
+def _record_environment(run: ActiveRun) -> None:
+    try:
+        run.stores.runs.record_artifacts(run.id, [_environment_artifact(run.stores)])
+    except Exception as exc:  # the run goes on without it; say why
+        print(f"shipyard: could not record the environment of run {run.id}: {exc}", file=sys.stderr)
 
 
 def _experiment_id(stores: Stores, name: str) -> str:
