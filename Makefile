@@ -32,7 +32,11 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	bash benchmarks/setup_peers.sh
+	bash benchmarks/setup_prefect.sh
+	bash benchmarks/setup_serving_peers.sh
 	$(BIN)/python benchmarks/tracking.py
+	$(BIN)/python benchmarks/flows.py
+	$(BIN)/python benchmarks/serving.py
 
 clean:
 	rm -rf $(VENV) .shipyard .pytest_cache .mypy_cache .ruff_cache
