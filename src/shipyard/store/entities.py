@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
-
-RunStatus = Literal["running", "finished", "failed", "killed"]
-RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "killed")
-DatasetRole = Literal["input", "output"]
+from typing import Any, Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 

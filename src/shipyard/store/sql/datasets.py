@@ -48,7 +48,7 @@ class SqlDatasetStore:
         now = time.time()
         try:
             with self.db.write() as conn:
-                upsert.execute(conn, s.datasets, [{"name": name, "created_at": now}], keys=("name",), update=())
+                upsert(conn, s.datasets, [{"name": name, "created_at": now}], keys=("name",), update=())
                 existing = conn.execute(select(s.dataset_versions).where(d.name == name, d.digest == digest)).first()
                 if existing is not None:
                     return self._to_entity(conn, existing)
@@ -113,13 +113,13 @@ class SqlDatasetStore:
         self.get_dataset_version(name, version)
         rows = [{"name": name, "version": version, "key": k, "value": v} for k, v in tags.items()]
         with self.db.write() as conn:
-            upsert.execute(conn, s.dataset_tags, rows, keys=("name", "version", "key"), update=("value",))
+            upsert(conn, s.dataset_tags, rows, keys=("name", "version", "key"), update=("value",))
 
     def link_datasets(self, links: Sequence[RunDataset]) -> None:
         rows = [{"run_id": x.run_id, "name": x.name, "version": x.version, "role": x.role} for x in links]
         try:
             with self.db.write() as conn:
-                upsert.execute(conn, s.run_datasets, rows, keys=("run_id", "name", "version", "role"), update=())
+                upsert(conn, s.run_datasets, rows, keys=("run_id", "name", "version", "role"), update=())
         except sa_exc.IntegrityError as exc:
             raise NotFoundError(f"run {links[0].run_id!r} does not exist", field="run_id") from exc
 

@@ -100,7 +100,7 @@ class SqlFlowRunStore:
             for f in flows
         ]
         keep = ("description", "entrypoint", "schedule", "timezone", "triggers", "owners", "max_active_runs")
-        upsert.execute(conn, s.flows, rows, keys=("name",), update=(*keep, "updated_at"))
+        upsert(conn, s.flows, rows, keys=("name",), update=(*keep, "updated_at"))
 
     def list_flows(self) -> list[FlowInfo]:
         with self.db.read() as conn:

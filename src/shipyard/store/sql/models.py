@@ -44,7 +44,7 @@ class SqlModelStore:
             "updated_at": now,
         }
         with self.db.write() as conn:
-            upsert.execute(conn, s.registered_models, [row], keys=("name",), update=())
+            upsert(conn, s.registered_models, [row], keys=("name",), update=())
             fill = {k: v for k, v in (("description", description), ("owner", owner), ("team", team)) if v}
             if fill:
                 conn.execute(update(s.registered_models).where(s.registered_models.c.name == name).values(**fill))
@@ -166,7 +166,7 @@ class SqlModelStore:
             raise InvalidInputError(f"alias {alias!r} looks like a version number; pick a word", field="alias")
         self.get_model_version(name, version)
         with self.db.write() as conn:
-            upsert.execute(
+            upsert(
                 conn,
                 s.model_aliases,
                 [{"name": name, "alias": alias, "version": version}],
@@ -192,7 +192,7 @@ class SqlModelStore:
         level = _MODEL_LEVEL if version is None else version
         rows = [{"name": name, "version": level, "key": k, "value": str(val)} for k, val in tags.items()]
         with self.db.write() as conn:
-            upsert.execute(conn, s.model_tags, rows, keys=("name", "version", "key"), update=("value",))
+            upsert(conn, s.model_tags, rows, keys=("name", "version", "key"), update=("value",))
 
     def update_model_version(self, name: str, version: int, **fields: str) -> ModelVersion:
         unknown = set(fields) - _VERSION_FIELDS

@@ -237,7 +237,7 @@ class SqlRunStore:
         rows = [{"run_id": run_id, "key": k, "value": v} for k, v in tags.items()]
         try:
             with self.db.write() as conn:
-                upsert.execute(conn, s.tags, rows, keys=("run_id", "key"), update=("value",))
+                upsert(conn, s.tags, rows, keys=("run_id", "key"), update=("value",))
         except sa_exc.IntegrityError as exc:
             raise NotFoundError(f"run {run_id!r} does not exist", field="run_id") from exc
 
@@ -351,9 +351,7 @@ class SqlRunStore:
         rows = [{"run_id": run_id, "path": a.path, "digest": a.digest, "size": a.size, "created_at": now} for a in refs]
         try:
             with self.db.write() as conn:
-                upsert.execute(
-                    conn, s.artifacts, rows, keys=("run_id", "path"), update=("digest", "size", "created_at")
-                )
+                upsert(conn, s.artifacts, rows, keys=("run_id", "path"), update=("digest", "size", "created_at"))
         except sa_exc.IntegrityError as exc:
             raise NotFoundError(f"run {run_id!r} does not exist", field="run_id") from exc
 
