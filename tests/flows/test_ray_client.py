@@ -33,7 +33,13 @@ def ray_address() -> Iterator[str]:
     client_port, gcs_port = free_port(), free_port()
     # Its own temp dir: the head leaves a cluster file behind that a later ray.init() would follow.
     temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    # On 2 loaded cores the per-client server Ray spawns can miss its 30 s channel check.
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_CLIENT_SERVER_CHECK_CHANNEL_TIMEOUT_S": "120",
+    }
     # --block keeps `ray start` in the foreground: terminating it stops the processes it started.
     head = subprocess.Popen(
         [str(ray_cli), "start", "--head", "--block", f"--port={gcs_port}", f"--ray-client-server-port={client_port}",
@@ -47,12 +53,30 @@ def ray_address() -> Iterator[str]:
                 pytest.fail("the Ray head did not start its client server")
             time.sleep(0.5)
         os.environ["RAY_AUTH_MODE"] = "disabled"
-        yield f"ray://127.0.0.1:{client_port}"
+        address = f"ray://127.0.0.1:{client_port}"
+        _first_connection(address)
+        yield address
     finally:
         os.environ.pop("RAY_AUTH_MODE", None)
         head.terminate()
         head.wait(60)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _first_connection(address: str) -> None:
+    """Connect once before the test: Ray's client server can fail its first start on a busy machine."""
+    import ray
+
+    for attempt in range(3):
+        try:
+            ray.init(address, log_to_driver=False)
+        except ConnectionError:
+            if attempt == 2:
+                raise
+            time.sleep(2)
+        else:
+            ray.shutdown()
+            return
 
 
 @task(resources=Resources(cpus=1, memory="20MB"))
