@@ -11,12 +11,12 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from shipyard.config import Settings
 from shipyard.flows import Resources, flow, task
-from shipyard.testing import free_port, in_ci, port_open
+from shipyard.testing import free_port, in_ci, port_open, sqlite_settings
 
 pytestmark = [
     pytest.mark.ray,
@@ -59,9 +59,7 @@ def ray_address() -> Iterator[str]:
                 pytest.fail("the Ray head did not start its client server")
             time.sleep(0.5)
         os.environ["RAY_AUTH_MODE"] = "disabled"
-        address = f"ray://127.0.0.1:{client_port}"
-        _first_connection(address)
-        yield address
+        yield f"ray://127.0.0.1:{client_port}"
     finally:
         os.environ.pop("RAY_AUTH_MODE", None)
         head.terminate()
@@ -69,23 +67,21 @@ def ray_address() -> Iterator[str]:
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _first_connection(address: str) -> None:
-    """Connect once before the test: Ray's client server can fail its first start on a busy machine."""
-    import ray
+def _connect(address: str) -> Any:
+    """A RayExecutor on ``address``, retried: Ray's per-client server can fail to start on a busy machine."""
+    from shipyard.flows import RayExecutor
 
     for attempt in range(5):
         try:
             with warnings.catch_warnings():
                 # Ray warns, then retries, while its client port is slow to answer.
                 warnings.simplefilter("ignore")
-                ray.init(address, log_to_driver=False)
-        except Exception:  # ConnectionError, grpc errors: the cluster is still starting
+                return RayExecutor(address)
+        except ConnectionError:  # ConnectionAbortedError: "Starting Ray client server failed"
             if attempt == 4:
                 raise
             time.sleep(3)
-        else:
-            ray.shutdown()
-            return
+    raise AssertionError("unreachable")
 
 
 @task(resources=Resources(cpus=1, memory="20MB"))
@@ -98,10 +94,18 @@ def cubes(n: int = 3) -> int:
     return sum(cube.map(list(range(n))).result())
 
 
-def test_a_flow_runs_on_a_ray_cluster_by_address(ray_address: str, settings: Settings) -> None:
-    from shipyard.flows import RayExecutor
+def test_a_flow_runs_on_a_ray_cluster_by_address(ray_address: str, tmp_path: Path) -> None:
+    # One store is enough: this tests the executor; the store contract runs elsewhere on both engines.
+    settings = sqlite_settings(tmp_path)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("SHIPYARD_STORE", settings.store_uri)
+        env.setenv("SHIPYARD_ARTIFACTS", settings.artifact_uri)
+        env.chdir(tmp_path)
+        _check_cubes(ray_address)
 
-    executor = RayExecutor(ray_address)
+
+def _check_cubes(ray_address: str) -> None:
+    executor = _connect(ray_address)
     try:
         run = cubes.with_options(executor=executor).run(n=4)
     finally:
