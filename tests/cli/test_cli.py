@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -57,6 +58,7 @@ def test_experiments_list_and_db_upgrade(two_runs: list[str]) -> None:
     listed = _shipyard("experiments", "list")
     assert listed.returncode == 0, listed.stderr
     assert "cli" in listed.stdout
+    assert re.search(r"│\s*cli\s*│\s*2\s*│", listed.stdout), listed.stdout  # two runs counted
     upgraded = _shipyard("db", "upgrade")
     assert upgraded.returncode == 0, upgraded.stderr
     assert "up to date" in upgraded.stdout

@@ -192,7 +192,7 @@ def test_missing_or_mistyped_parameters_are_named_and_nothing_is_recorded(settin
     assert (missing.value.field, typed.value.field) == ("day", "day")
     assert stores.flows.list_flow_runs() == []
     assert stores.flows.list_flows() == []
-    assert stores.runs.count_runs() == 0  # type: ignore[attr-defined]
+    assert stores.runs.count_runs() == 0
 
 
 def test_a_flow_run_is_linked_to_a_tracking_run_that_tasks_nest_under(settings: Settings, stores: Stores) -> None:

@@ -16,6 +16,5 @@ def list_experiments() -> None:
     c = client()
     table = Table("name", "runs", "created")
     for exp in c.list_experiments():
-        count = len(c.search_runs(exp.name, max_results=50_000).items)
-        table.add_row(exp.name, str(count), when(exp.created_at))
+        table.add_row(exp.name, str(c.stores.runs.count_runs(exp.id)), when(exp.created_at))
     console.print(table)

@@ -364,10 +364,13 @@ class SqlRunStore:
             rows = conn.execute(query.order_by(a.path)).all()
         return [ArtifactRef(r.path, r.digest, r.size) for r in rows]
 
-    def count_runs(self) -> int:
-        """How many runs exist, deleted ones included (for tests and the CLI summary)."""
+    def count_runs(self, experiment_id: str | None = None) -> int:
+        """How many live runs there are, in one experiment or in all."""
+        query = select(func.count()).select_from(s.runs).where(s.runs.c.deleted_at.is_(None))
+        if experiment_id is not None:
+            query = query.where(s.runs.c.experiment_id == experiment_id)
         with self.db.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(s.runs)).scalar_one())
+            return int(conn.execute(query).scalar_one())
 
 
 def _check_name(kind: str, name: object) -> None:
