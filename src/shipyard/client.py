@@ -8,7 +8,7 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,10 @@ class Client:
         """The experiment called ``name``; raises NotFoundError naming the ones that exist."""
         return self.stores.runs.get_experiment(name)
 
+    def create_experiment(self, name: str) -> Experiment:
+        """The experiment called ``name``, created when it does not exist yet."""
+        return self.stores.runs.create_experiment(name)
+
     def get_run(self, run_id: str) -> Run:
         """A run with its params, latest metrics, tags, status and lineage."""
         return tracking.get_run(run_id, client=self)
@@ -81,6 +85,31 @@ class Client:
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every logged point of one metric, ordered by step then time."""
         return self.stores.runs.get_metric_history(run_id, key)
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[MetricPoint] = (),
+        *,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write many metric points, params and tags to a run, each kind in one transaction.
+
+        Points keep their own step and timestamp (MLflow's ``MlflowClient.log_batch``).
+
+        Example:
+            >>> points = [MetricPoint("loss", 1 / (1 + step), step, time.time()) for step in range(3)]
+            >>> client.log_batch(run_id, points, params={"lr": 0.1})  # doctest: +SKIP
+        """
+        # The same checks as sy.log_metric, so a bad point fails before anything is written.
+        points = [tracking._metric_point(*point) for point in metrics]
+        if params:
+            self.stores.runs.log_params(run_id, tracking._stringify("param", params))
+        if points:
+            self.stores.runs.log_metrics(run_id, points)
+        if tags:
+            self.stores.runs.set_tags(run_id, tracking._stringify("tag", tags))
 
     def delete_run(self, run_id: str) -> None:
         """Soft-delete a run; ``gc`` removes it for good."""

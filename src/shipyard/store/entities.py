@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 T = TypeVar("T")
 
@@ -68,12 +68,31 @@ class ArtifactRef:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
-    """One page of search results; pass ``next_page_token`` back for the next page."""
+class Page(list[T]):
+    """One page of search results: a list, plus ``next_page_token`` to pass back for the next page.
 
-    items: Sequence[T]
-    next_page_token: str | None
+    A list subclass, as MLflow's ``PagedList``: ``len(page)``, ``page[0]`` and ``for run in page``
+    work directly. ``next_page_token`` is ``None`` on the last page.
+
+    Example:
+        >>> page = Page(["a", "b"], "tok")
+        >>> len(page), page[0], page.next_page_token
+        (2, 'a', 'tok')
+    """
+
+    __slots__ = ("next_page_token",)
+
+    def __init__(self, items: Iterable[T] = (), next_page_token: str | None = None) -> None:
+        super().__init__(items)
+        self.next_page_token = next_page_token
+
+    @property
+    def items(self) -> list[T]:
+        """The page's entries as a plain list (the page itself is one too)."""
+        return list(self)
+
+    def __repr__(self) -> str:
+        return f"Page({list.__repr__(self)}, next_page_token={self.next_page_token!r})"
 
 
 @dataclass(frozen=True, slots=True)

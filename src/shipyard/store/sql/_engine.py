@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from shipyard.errors import StoreUnavailableError
 from shipyard.store.registry import redact_uri
+from shipyard.store.sql._filter import sqlite_lower, sqlite_number
 
 BUSY_TIMEOUT_S = 60
 _WRITE = "shipyard_write"
@@ -38,6 +39,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
+        # The filter language's number and case rules, so SQLite answers as PostgreSQL does.
+        dbapi_connection.create_function("shipyard_number", 1, sqlite_number, deterministic=True)
+        dbapi_connection.create_function("shipyard_lower", 1, sqlite_lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

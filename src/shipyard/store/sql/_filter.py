@@ -12,6 +12,16 @@ Grammar::
 
 Attributes: ``status``, ``name``, ``user``, ``run_id``, ``start_time``, ``end_time``,
 ``duration``. Names with spaces or dots go in backticks: ``metrics.`val loss` < 0.3``.
+
+The same rules on SQLite and PostgreSQL:
+
+- ``params.x < 5`` (``<``, ``<=``, ``>``, ``>=`` with a number) compares numerically and only
+  matches params whose whole text is a decimal number: an optional sign, digits with an
+  optional fraction, an optional exponent of one or two digits (``3``, ``-0``, ``.5``, ``1e3``).
+  ``inf``, ``nan``, ``0x10``, ``" 2"``, ``e`` or ``.`` never match a numeric comparison.
+- ``like`` is case-sensitive, ``ilike`` is not; ``%`` matches any run of characters, ``_``
+  one character, and ``\\%``, ``\\_``, ``\\\\`` match a literal ``%``, ``_`` or backslash
+  (``params.rate like '100\\%'``).
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, cast, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, Float, and_, case, cast, exists, func, literal, not_, or_, select
 
 from shipyard.errors import InvalidFilterError, InvalidInputError
 from shipyard.store import schema as s
@@ -50,6 +60,10 @@ _ATTRIBUTES = {
     "duration": s.runs.c.end_time - s.runs.c.start_time,
 }
 _NUMERIC_ATTRIBUTES = {"start_time", "end_time", "duration"}
+# What counts as a number in a param, for both engines: bounded so PostgreSQL's cast never overflows.
+_NUMBER = r"[-+]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})([eE][-+]?[0-9]{1,2})?"
+_NUMBER_RE = re.compile(_NUMBER)
+_LIKE_ESCAPE = "\\"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +226,7 @@ class _Parser:
             pattern = self.parse_value()
             if not isinstance(pattern, str):
                 raise self.fail(f"'{token.text}' needs a quoted pattern", self.tokens[self.i - 1])
-            expr = self.compile(field, token.text, pattern, token)
+            expr = self.compile(field, token.text, _like_pattern(self.tokens[self.i - 1].text), token)
         elif token.kind == "op" and not negate:
             self.take()
             expr = self.compile(field, token.text, self.parse_value(), token)
@@ -225,13 +239,13 @@ class _Parser:
         if field.kind == "attributes":
             column = _ATTRIBUTES[field.key]
             self._check_type(field, op, value, numeric=field.key in _NUMERIC_ATTRIBUTES, token=token)
-            return _apply(column, op, value)
+            return self._apply(column, op, value)
         if field.kind == "metrics":
             self._check_type(field, op, value, numeric=True, token=token)
             m = s.latest_metrics.c
             return exists(
                 select(1).where(
-                    m.run_id == s.runs.c.id, m.key == field.key, m.is_nan.is_(False), _apply(m.value, op, value)
+                    m.run_id == s.runs.c.id, m.key == field.key, m.is_nan.is_(False), self._apply(m.value, op, value)
                 )
             )
         table = s.params if field.kind == "params" else s.tags
@@ -240,10 +254,15 @@ class _Parser:
             isinstance(value, list) and all(isinstance(v, int | float) for v in value)
         )
         if numeric and op in {"<", "<=", ">", ">="}:
-            condition = and_(_looks_numeric(column, self.dialect), _apply(cast(column, Float), op, value))
+            condition = self._apply(_as_number(column, self.dialect), op, value)
         else:
-            condition = _apply(column, op, _as_text(value))
+            condition = self._apply(column, op, value if op in {"like", "ilike"} else _as_text(value))
         return exists(select(1).where(table.c.run_id == s.runs.c.id, table.c.key == field.key, condition))
+
+    def _apply(self, column: Any, op: str, value: Any) -> ColumnElement[bool]:
+        if op in {"like", "ilike"}:
+            return _like(column, value, self.dialect, ignore_case=op == "ilike")
+        return _OPS[op](column, value)
 
     def _check_type(self, field: _Field, op: str, value: Any, *, numeric: bool, token: _Token) -> None:
         values = value if isinstance(value, list) else [value]
@@ -271,10 +290,59 @@ def _as_text(value: Any) -> Any:
     return str(value)
 
 
-def _looks_numeric(column: Any, dialect: str) -> ColumnElement[bool]:
+def _as_number(column: Any, dialect: str) -> ColumnElement[Any]:
+    """The param as a float when its text is a number by :data:`_NUMBER`, else NULL (never matches)."""
     if dialect == "postgresql":
-        return column.op("~")(r"^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?\s*$")  # type: ignore[no-any-return]
-    return and_(column != "", func.trim(column, "0123456789.-+eE ") == "")
+        # CASE, not AND: PostgreSQL may evaluate AND's operands in any order, and casting 'e' raises.
+        return case((column.op("~")(f"^{_NUMBER}$"), cast(column, Float)), else_=None)
+    return func.shipyard_number(column)
+
+
+def sqlite_number(text: str | None) -> float | None:
+    """SQLite's ``shipyard_number(text)``: the same rule as PostgreSQL's regex and cast."""
+    if not isinstance(text, str) or _NUMBER_RE.fullmatch(text) is None:
+        return None
+    return float(text)
+
+
+def sqlite_lower(text: str | None) -> str | None:
+    """SQLite's ``shipyard_lower(text)``: Unicode lower case, as PostgreSQL's, not SQLite's ASCII one."""
+    return text.lower() if isinstance(text, str) else text
+
+
+def _like_pattern(raw: str) -> str:
+    """A quoted filter string as a LIKE pattern: ``\\%``, ``\\_``, ``\\\\`` stay escaped."""
+    body = raw[1:-1]
+    if raw[0] == "'":
+        body = body.replace("''", "'")
+    return re.sub(r"\\(.)", lambda m: m.group(0) if m.group(1) in "%_\\" else m.group(1), body)
+
+
+_GLOB_LITERAL = {"*": "[*]", "?": "[?]", "[": "[[]"}
+
+
+def _glob(pattern: str) -> str:
+    """A LIKE pattern (backslash escapes) as the equivalent, case-sensitive SQLite GLOB pattern."""
+    out, chars = [], iter(pattern)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars, "\\")
+            out.append(_GLOB_LITERAL.get(escaped, escaped))
+        elif char in "%_":
+            out.append("*" if char == "%" else "?")
+        else:
+            out.append(_GLOB_LITERAL.get(char, char))
+    return "".join(out)
+
+
+def _like(column: Any, pattern: str, dialect: str, *, ignore_case: bool) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        op = column.ilike if ignore_case else column.like
+        return op(pattern, escape=_LIKE_ESCAPE)  # type: ignore[no-any-return]
+    # SQLite's LIKE ignores ASCII case and has no default escape; GLOB is exact.
+    if ignore_case:
+        return func.shipyard_lower(column).op("GLOB")(literal(_glob(pattern.lower())))  # type: ignore[no-any-return]
+    return column.op("GLOB")(literal(_glob(pattern)))  # type: ignore[no-any-return]
 
 
 _OPS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
@@ -287,13 +355,7 @@ _OPS: dict[str, Callable[[Any, Any], ColumnElement[bool]]] = {
     ">": lambda c, v: c > v,
     ">=": lambda c, v: c >= v,
     "in": lambda c, v: c.in_(v),
-    "like": lambda c, v: c.like(v),
-    "ilike": lambda c, v: c.ilike(v),
 }
-
-
-def _apply(column: Any, op: str, value: Any) -> ColumnElement[bool]:
-    return _OPS[op](column, value)
 
 
 def compile_filter(text: str, dialect: str) -> ColumnElement[bool]:
