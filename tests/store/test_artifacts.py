@@ -91,3 +91,23 @@ def test_unknown_scheme_lists_the_known_ones() -> None:
         r"postgresql, postgresql\+psycopg, sqlite",
     ):
         open_stores(settings)
+
+
+@pytest.mark.s3
+def test_s3_without_credentials_says_which_settings_to_set(
+    s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    # Nowhere else for botocore's chain to find keys: no files, no instance metadata.
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    store = FsspecArtifactStore(f"s3://{s3_server.bucket}/{tmp_path.name}", endpoint_url=s3_server.endpoint_url)
+    for action in (lambda: store.put_bytes(b"weights"), store.list_digests, lambda: store.get_bytes("0" * 64)):
+        with pytest.raises(
+            ConfigError, match=r"no credentials.*set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        ) as info:
+            action()
+        assert "\n" not in str(info.value)
+        assert type(info.value.__cause__).__name__ == "NoCredentialsError"

@@ -10,14 +10,19 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import IntegrityError, InvalidInputError, NotFoundError, StoreUnavailableError
+from shipyard.errors import ConfigError, IntegrityError, InvalidInputError, NotFoundError, StoreUnavailableError
 from shipyard.store.registry import redact_uri
 
 CHUNK = 1 << 20
+CREDENTIALS_HINT = (
+    "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (plus AWS_SESSION_TOKEN for temporary keys), "
+    "or AWS_PROFILE for a profile in ~/.aws/credentials; shipyard reads botocore's standard chain"
+)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
@@ -45,8 +50,11 @@ class FsspecArtifactStore:
         self.root = root.rstrip("/")
         protocol = root.split("://", 1)[0]
         options: dict[str, Any] = {}
-        if protocol == "s3" and endpoint_url:
-            options["client_kwargs"] = {"endpoint_url": endpoint_url}
+        if protocol == "s3":
+            # Its own client: a cached one would keep the credentials of whichever store came first.
+            options["skip_instance_cache"] = True
+            if endpoint_url:
+                options["client_kwargs"] = {"endpoint_url": endpoint_url}
         try:
             self.fs = fsspec.filesystem(protocol, **options)
         except ImportError as exc:
@@ -54,9 +62,23 @@ class FsspecArtifactStore:
                 f"artifact store {redact_uri(root)} needs an extra: pip install 'shipyard[{protocol}]'"
             ) from exc
         self.local = protocol == "file"
+        self._no_credentials, self._client_errors = _client_errors(protocol)
         self._base = self.root.split("://", 1)[1] if protocol != "memory" else self.root
         if self.local:
             Path(self._base, "blobs").mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def _remote(self, action: str) -> Iterator[None]:
+        """Turn the cloud SDK's errors into one line that says what to do, not its traceback."""
+        try:
+            yield
+        except self._no_credentials as exc:
+            raise ConfigError(
+                f"artifact store {redact_uri(self.root)} has no credentials to {action} with: {CREDENTIALS_HINT}",
+                field="AWS_ACCESS_KEY_ID",
+            ) from exc
+        except self._client_errors as exc:
+            raise StoreUnavailableError(f"cannot {action} artifact store {redact_uri(self.root)}: {exc}") from exc
 
     def _path(self, digest: str) -> str:
         return f"{self._base}/blobs/{digest[:2]}/{digest}"
@@ -66,7 +88,8 @@ class FsspecArtifactStore:
         _check_digest(digest)
         if self.local:
             return os.path.exists(self._path(digest))
-        return bool(self.fs.exists(self._path(digest)))
+        with self._remote("read"):
+            return bool(self.fs.exists(self._path(digest)))
 
     def put_file(self, path: str) -> tuple[str, int]:
         """Store a local file once; returns its digest and size."""
@@ -106,7 +129,8 @@ class FsspecArtifactStore:
                         os.unlink(temp)
                     raise
             else:
-                self.fs.put_file(local_path, target)
+                with self._remote("write to"):
+                    self.fs.put_file(local_path, target)
         except OSError as exc:
             raise StoreUnavailableError(f"cannot write to artifact store {redact_uri(self.root)}: {exc}") from exc
 
@@ -114,7 +138,7 @@ class FsspecArtifactStore:
         """The blob's bytes, verified against the digest."""
         _check_digest(digest)
         try:
-            with self.fs.open(self._path(digest), "rb") as handle:
+            with self._remote("read"), self.fs.open(self._path(digest), "rb") as handle:
                 data: bytes = handle.read()
         except FileNotFoundError as exc:
             raise NotFoundError(f"artifact blob {digest} is missing from {redact_uri(self.root)}") from exc
@@ -133,7 +157,7 @@ class FsspecArtifactStore:
         fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
         hasher = hashlib.sha256()
         try:
-            with os.fdopen(fd, "wb") as out, self.fs.open(self._path(digest), "rb") as src:
+            with self._remote("read"), os.fdopen(fd, "wb") as out, self.fs.open(self._path(digest), "rb") as src:
                 while chunk := src.read(CHUNK):
                     hasher.update(chunk)
                     out.write(chunk)
@@ -152,18 +176,29 @@ class FsspecArtifactStore:
     def delete(self, digests: Iterable[str]) -> int:
         """Remove blobs; returns how many were removed."""
         removed = 0
-        for digest in digests:
-            _check_digest(digest)
-            path = self._path(digest)
-            if self.fs.exists(path):
-                self.fs.rm(path)
-                removed += 1
+        with self._remote("delete from"):
+            for digest in digests:
+                _check_digest(digest)
+                path = self._path(digest)
+                if self.fs.exists(path):
+                    self.fs.rm(path)
+                    removed += 1
         return removed
 
     def list_digests(self) -> list[str]:
         """Every stored blob's digest."""
         base = f"{self._base}/blobs"
-        if not self.fs.exists(base):
-            return []
-        names = (str(p).rsplit("/", 1)[-1] for p in self.fs.find(base))
+        with self._remote("list"):
+            if not self.fs.exists(base):
+                return []
+            names = [str(p).rsplit("/", 1)[-1] for p in self.fs.find(base)]
         return sorted(n for n in names if len(n) == 64 and not n.startswith(".tmp-"))
+
+
+def _client_errors(protocol: str) -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """The SDK's "no credentials" errors and its other client-side errors, for remote protocols."""
+    if protocol != "s3":
+        return (), ()
+    from botocore.exceptions import BotoCoreError, NoCredentialsError, PartialCredentialsError
+
+    return (NoCredentialsError, PartialCredentialsError), (BotoCoreError,)

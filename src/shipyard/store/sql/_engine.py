@@ -49,6 +49,15 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def _unavailable_errors(dbapi: Any, dialect: str) -> tuple[type[Exception], ...]:
+    """The driver's errors that mean "the database cannot serve us now": locked, read-only, gone."""
+    errors: tuple[type[Exception], ...] = (dbapi.OperationalError, dbapi.InterfaceError)
+    if dialect == "postgresql":
+        # A standby or a read-only session: the SQLite equivalent is an OperationalError already.
+        errors += (dbapi.errors.ReadOnlySqlTransaction,)
+    return errors
+
+
 class Database:
     """An engine plus the two ways shipyard uses it: read transactions and write transactions."""
 
@@ -69,28 +78,39 @@ class Database:
         self._migrate_lock = threading.Lock()
         dbapi: Any = self.engine.dialect.dbapi
         self.integrity_error: type[Exception] = dbapi.IntegrityError  # what a driver cursor raises
+        self._unavailable = _unavailable_errors(dbapi, self.dialect)
+        self._caught: tuple[type[Exception], ...] = (SQLAlchemyError, *self._unavailable)
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Raise the database's "cannot serve us" errors as :class:`StoreUnavailableError`.
+
+        One rule for both ways in: SQLAlchemy's wrappers (``exc.orig``) and the raw DBAPI errors
+        that the driver cursor of the hot paths (:mod:`._driver`) raises.
+        """
+        try:
+            yield
+        except self._caught as exc:
+            orig = getattr(exc, "orig", None) or exc
+            if not isinstance(exc, OperationalError) and not isinstance(orig, self._unavailable):
+                raise
+            raise StoreUnavailableError(f"metadata store {redact_uri(self.uri)} failed: {orig}") from exc
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection in a read transaction."""
         self.ensure_schema()
-        try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
-        except OperationalError as exc:
-            raise StoreUnavailableError(f"metadata store {redact_uri(self.uri)} failed: {exc.orig}") from exc
+        with self._translated(), self.engine.connect() as conn, conn.begin():
+            yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction: all of it commits or none of it does."""
         self.ensure_schema()
-        try:
-            with self.engine.connect() as raw:
-                conn = raw.execution_options(**{_WRITE: True})
-                with conn.begin():
-                    yield conn
-        except OperationalError as exc:
-            raise StoreUnavailableError(f"metadata store {redact_uri(self.uri)} failed: {exc.orig}") from exc
+        with self._translated(), self.engine.connect() as raw:
+            conn = raw.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
 
     def ensure_schema(self) -> None:
         """Apply pending migrations once per process; concurrent processes serialize on a lock."""
