@@ -3,24 +3,32 @@
 Two workloads of trivial tasks (each returns its input), in one command:
 
 * fan-out: one flow maps a task over 1,000 integers and gathers the results;
-* chain: one flow runs 200 tasks, each taking the previous one's future.
+* chain: one flow runs 200 tasks in sequence, each taking the previous one's result.
 
-Each tool runs in its own fresh process with a fresh store (shipyard: an SQLite file;
-Prefect: a fresh ``PREFECT_HOME`` and its ephemeral API server), from its own virtualenv
-(Prefect's is built by ``benchmarks/setup_prefect.sh``). A worker prints one JSON line.
+Each tool runs in its own fresh process with a fresh store, from its own virtualenv
+(Prefect's is built by ``benchmarks/setup_prefect.sh``): shipyard on an SQLite file, embedded;
+Prefect against a ``prefect server start`` on loopback with a fresh ``PREFECT_HOME`` (its
+SQLite database), the mode its documentation recommends beyond quick experiments: its
+ephemeral in-process server answered 503 ("database is locked") under this load and
+stalled calls for up to a minute, so figures taken that way measured its retries.
 
+* server start: ``prefect server start`` until ``/api/health`` answers (shipyard has none);
 * time to first task: from calling the first flow to the first task starting, in a fresh
-  process whose store is empty (it includes creating the store / starting the server);
+  process whose store is empty (shipyard: it includes creating the store);
 * per-task overhead: wall time of a whole flow run divided by its number of tasks, median
   of ``--repeat`` warm runs (the task bodies are trivial, so this is all overhead);
-* recorded: task runs the tool's store holds for the last run (shipyard reads them back
-  from its store; Prefect through its client).
+* recorded: every flow run timed is read back from the tool's store (shipyard's store,
+  Prefect's API) and must hold one completed task run per task, or nothing is printed.
+
+The whole comparison runs ``--rounds`` times (3 by default), each time with fresh processes
+and stores, and the table shows the median of the rounds. Any failed call fails the round:
+figures from a run where either side failed are never printed.
 
 Usage::
 
     bash benchmarks/setup_prefect.sh          # once
-    .venv/bin/python benchmarks/flows.py      # both tools, then the ratios
-    .venv/bin/python benchmarks/flows.py --skip-prefect --fanout 200
+    .venv/bin/python benchmarks/flows.py      # both tools, three rounds, then the medians
+    .venv/bin/python benchmarks/flows.py --skip-prefect --fanout 200 --rounds 1
 
 Only the standard library is imported at the top: the same file is the Prefect worker,
 run by Prefect's virtualenv.
@@ -29,18 +37,22 @@ run by Prefect's virtualenv.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-PREFECT_PYTHON = HERE / ".venv-prefect" / "bin" / "python"
+PREFECT_BIN = HERE / ".venv-prefect" / "bin"
 STARTS: list[float] = []
 
 
@@ -71,27 +83,30 @@ def shipyard_worker(fanout: int, chain: int, repeat: int) -> dict[str, Any]:
             value = noop(value)
         return int(value.result())
 
+    def call(which: Any, n: int) -> Any:
+        record = which.run(n=n)
+        if record.state != "succeeded":
+            raise RuntimeError(f"shipyard flow run {record.id} ended {record.state}: {record.error}")
+        return record
+
     called = time.time()
-    fan.run(n=fanout)
+    first = call(fan, fanout)
     first_task = STARTS[0] - called
-    warm_first_task = _first_task_again(lambda: line.run(n=1))
-    fan_times, fan_runs = _timed(lambda: fan.run(n=fanout), repeat)
-    line_times, line_runs = _timed(lambda: line.run(n=chain), repeat)
-    stores = resolve_stores()
-    recorded = {
-        "fanout": len(stores.flows.get_flow_run(fan_runs[-1].id).tasks),
-        "chain": len(stores.flows.get_flow_run(line_runs[-1].id).tasks),
-    }
-    states = {r.state for r in (*fan_runs, *line_runs)}
-    result = _report("shipyard", getattr(shipyard, "__version__", "dev"), first_task, fanout, chain,
-                     fan_times, line_times, recorded, states)  # fmt: skip
-    result["warm_first_task_s"] = warm_first_task
-    return result
+    warm_first_task = _first_task_again(lambda: call(line, 1))
+    fan_times, fan_runs = _timed(lambda: call(fan, fanout), repeat)
+    line_times, line_runs = _timed(lambda: call(line, chain), repeat)
+    flows = resolve_stores().flows
+
+    def completed(runs: list[Any]) -> list[int]:
+        return [sum(t.state == "succeeded" for t in flows.get_flow_run(r.id).tasks) for r in runs]
+
+    recorded = {"fanout": completed([first, *fan_runs]), "chain": completed(line_runs)}
+    return _report("shipyard", shipyard.__version__, first_task, warm_first_task, fan_times, line_times, recorded)
 
 
 # prefect -------------------------------------------------------------------------------
 def prefect_worker(fanout: int, chain: int, repeat: int) -> dict[str, Any]:
-    """Measure Prefect 3 in this process (its ephemeral server, a fresh PREFECT_HOME)."""
+    """Measure Prefect 3 in this process, against the server at ``PREFECT_API_URL``."""
     import prefect
     from prefect import flow, task
 
@@ -103,92 +118,116 @@ def prefect_worker(fanout: int, chain: int, repeat: int) -> dict[str, Any]:
 
     @flow
     def fan(n: int) -> int:
-        futures = noop.map(list(range(n)))
-        return len(futures.result())
+        return len(noop.map(list(range(n))).result())
 
     @flow
     def line(n: int) -> int:
-        value: Any = 0
+        value = 0
         for _ in range(n):
-            value = noop.submit(value)
-        return int(value.result())
+            value = noop(value)  # Prefect 3 runs a directly called task at once: its fastest chain
+        return value
+
+    def call(which: Any, n: int) -> Any:
+        state = which(n=n, return_state=True)
+        if not state.is_completed():
+            raise RuntimeError(f"prefect flow run {state.state_details.flow_run_id} ended {state.type}: {state}")
+        return state.state_details.flow_run_id
 
     called = time.time()
-    fan(n=fanout)
+    first = call(fan, fanout)
     first_task = STARTS[0] - called
-    errors: list[str] = []
-    warm_first_task = _first_task_again(lambda: line(n=1), errors)
-    fan_times, _ = _timed(lambda: fan(n=fanout), repeat, errors)
-    line_times, _ = _timed(lambda: line(n=chain), repeat, errors)
-    recorded = _prefect_recorded(fanout, chain)
-    result = _report("prefect", prefect.__version__, first_task, fanout, chain, fan_times, line_times, recorded, set())
-    result["errors"] = errors
-    result["warm_first_task_s"] = warm_first_task
-    return result
+    warm_first_task = _first_task_again(lambda: call(line, 1))
+    fan_times, fan_runs = _timed(lambda: call(fan, fanout), repeat)
+    line_times, line_runs = _timed(lambda: call(line, chain), repeat)
+    recorded = {
+        "fanout": _prefect_completed([first, *fan_runs], fanout),
+        "chain": _prefect_completed(line_runs, chain),
+    }
+    return _report("prefect", prefect.__version__, first_task, warm_first_task, fan_times, line_times, recorded)
 
 
-def _prefect_recorded(fanout: int, chain: int) -> dict[str, Any]:
-    """Task runs Prefect's API holds for the latest run of each flow (recorded asynchronously)."""
-    try:
-        import asyncio
+def _prefect_completed(flow_run_ids: list[Any], expected: int, wait: float = 120.0) -> list[int]:
+    """Completed task runs Prefect's API holds for each flow run, waited for up to ``wait`` s
+    (task runs reach the server through its event pipeline, after the flow returns).
+    """
+    import asyncio
 
-        from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterId
-        from prefect.client.schemas.sorting import FlowRunSort, TaskRunSort
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.sorting import TaskRunSort
 
-        async def count(name: str) -> int:
-            async with get_client() as client:
-                runs = await client.read_flow_runs(
-                    flow_filter=FlowFilter(name=FlowFilterName(any_=[name])), sort=FlowRunSort.START_TIME_DESC, limit=1
+    async def count(flow_run_id: Any) -> int:
+        async with get_client() as client:
+            done, offset = 0, 0
+            flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            while True:  # the API pages by 200
+                page = await client.read_task_runs(
+                    flow_run_filter=flow_run, sort=TaskRunSort.ID_DESC, limit=200, offset=offset
                 )
-                flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[runs[0].id]))
-                total = 0
-                while True:  # the API pages by 200
-                    page = await client.read_task_runs(
-                        flow_run_filter=flow_run, sort=TaskRunSort.ID_DESC, limit=200, offset=total
-                    )
-                    total += len(page)
-                    if len(page) < 200:
-                        return total
+                offset += len(page)
+                done += sum(1 for t in page if t.state is not None and t.state.is_completed())
+                if len(page) < 200:
+                    return done
 
-        time.sleep(3)  # task runs reach Prefect's server through its event pipeline
-        return {"fanout": asyncio.run(count("fan")), "chain": asyncio.run(count("line"))}
-    except Exception as exc:  # reporting only: never fail the benchmark on it
-        return {"error": f"{type(exc).__name__}: {exc}"}
+    deadline = time.monotonic() + wait
+    while True:
+        counts = [asyncio.run(count(i)) for i in flow_run_ids]
+        if all(c == expected for c in counts) or time.monotonic() > deadline:
+            return counts
+        time.sleep(1)
+
+
+@contextlib.contextmanager
+def prefect_server(env: dict[str, str], timeout: float = 180.0) -> Iterator[tuple[dict[str, str], float]]:
+    """``prefect server start`` on a free loopback port with a fresh home; yields the client
+    environment and the seconds until ``/api/health`` answered. Stopped on exit.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    home = tempfile.mkdtemp(prefix="prefect-bench-")
+    server_env = {**env, "PREFECT_HOME": home}
+    log = open(Path(home) / "server.log", "wb")  # noqa: SIM115 - closed in the finally below
+    command = [str(PREFECT_BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port),
+               "--no-ui", "--analytics-off"]  # fmt: skip
+    started = time.monotonic()
+    server = subprocess.Popen(command, env=server_env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        while True:
+            if server.poll() is not None or time.monotonic() - started > timeout:
+                tail = (Path(home) / "server.log").read_text(errors="replace")[-3000:]
+                raise SystemExit(f"prefect server did not become healthy in {timeout:g} s:\n{tail}")
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    break
+            time.sleep(0.2)
+        yield {**server_env, "PREFECT_API_URL": url}, time.monotonic() - started
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
 
 
 # shared --------------------------------------------------------------------------------
-def _first_task_again(call: Any, errors: list[str] | None = None) -> float:
+def _first_task_again(call: Callable[[], Any]) -> float:
     """Seconds from a call to its first task starting, in a process and store already warm."""
-    while True:
-        STARTS.clear()
-        called = time.time()
-        try:
-            call()
-        except Exception as exc:
-            if errors is None or len(errors) >= 10:
-                raise
-            errors.append(f"{type(exc).__name__}: {str(exc)[:160]}")
-            time.sleep(5)
-            continue
-        return STARTS[0] - called
+    STARTS.clear()
+    called = time.time()
+    call()
+    return STARTS[0] - called
 
 
-def _timed(call: Any, repeat: int, errors: list[str] | None = None) -> tuple[list[float], list[Any]]:
-    """Wall times of ``repeat`` successful calls; with ``errors``, a failed call is noted and
-    retried (Prefect's ephemeral server answers 503 when its SQLite is busy), its time not counted.
-    """
+def _timed(call: Callable[[], Any], repeat: int) -> tuple[list[float], list[Any]]:
+    """Wall times and results of ``repeat`` calls; any failure fails the benchmark."""
     times, results = [], []
-    while len(times) < repeat:
+    for _ in range(repeat):
         start = time.perf_counter()
-        try:
-            results.append(call())
-        except Exception as exc:
-            if errors is None or len(errors) >= 10:
-                raise
-            errors.append(f"{type(exc).__name__}: {str(exc)[:160]}")
-            time.sleep(5)
-            continue
+        results.append(call())
         times.append(time.perf_counter() - start)
     return times, results
 
@@ -197,21 +236,19 @@ def _report(
     tool: str,
     version: str,
     first_task: float,
-    fanout: int,
-    chain: int,
+    warm_first_task: float,
     fan_times: list[float],
     line_times: list[float],
-    recorded: dict[str, Any],
-    states: set[str],
+    recorded: dict[str, list[int]],
 ) -> dict[str, Any]:
     return {
         "tool": tool,
         "version": version,
         "first_task_s": first_task,
-        "fanout": {"tasks": fanout, "wall_s": fan_times, "per_task_ms": statistics.median(fan_times) / fanout * 1e3},
-        "chain": {"tasks": chain, "wall_s": line_times, "per_task_ms": statistics.median(line_times) / chain * 1e3},
+        "warm_first_task_s": warm_first_task,
+        "fanout_wall_s": fan_times,
+        "chain_wall_s": line_times,
         "recorded": recorded,
-        "states": sorted(states),
     }
 
 
@@ -221,75 +258,103 @@ def _run_worker(python: Path | str, tool: str, args: argparse.Namespace, env: di
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=args.timeout, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
-        raise SystemExit(f"{tool} worker failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        raise SystemExit(f"{tool} worker failed (exit {done.returncode}); no figures published:\n{done.stderr[-4000:]}")
     result: dict[str, Any] = json.loads(lines[-1])
+    _verify(result, args)
     return result
 
 
-def _print(results: dict[str, dict[str, Any]]) -> None:
-    ours, theirs = results["shipyard"], results.get("prefect")
+def _verify(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """Every timed flow run must be in the tool's store with one completed task run per task."""
+    expected = {"fanout": (args.fanout, args.repeat + 1), "chain": (args.chain, args.repeat)}
+    for workload, (tasks, runs) in expected.items():
+        counts = result["recorded"][workload]
+        if counts != [tasks] * runs:
+            raise SystemExit(
+                f"{result['tool']}: the store holds {counts} completed task runs for the {workload} flow runs, "
+                f"expected {[tasks] * runs}; no figures published"
+            )
+
+
+def _figures(result: dict[str, Any], args: argparse.Namespace) -> dict[str, float]:
+    """One round's figures for one tool."""
+    figures = {
+        "first_task_s": result["first_task_s"],
+        "warm_first_task_s": result["warm_first_task_s"],
+        "fanout_ms": statistics.median(result["fanout_wall_s"]) / args.fanout * 1e3,
+        "chain_ms": statistics.median(result["chain_wall_s"]) / args.chain * 1e3,
+    }
+    if "server_start_s" in result:
+        figures["server_start_s"] = result["server_start_s"]
+    return figures
+
+
+def _round(args: argparse.Namespace, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    results = {"shipyard": _run_worker(sys.executable, "shipyard", args, env)}
+    if not args.skip_prefect:
+        prefect_env = {**env, "PREFECT_LOGGING_LEVEL": "WARNING", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        prefect_env.pop("PREFECT_API_URL", None)
+        with prefect_server(prefect_env) as (client_env, server_start):
+            results["prefect"] = _run_worker(PREFECT_BIN / "python", "prefect", args, client_env)
+        results["prefect"]["server_start_s"] = server_start
+    return results
+
+
+def _print(rounds: list[dict[str, dict[str, Any]]], args: argparse.Namespace) -> None:
+    tools = list(rounds[0])
+    per_round = {tool: [_figures(r[tool], args) for r in rounds] for tool in tools}
+    medians = {tool: {k: statistics.median(f[k] for f in figs) for k in figs[0]} for tool, figs in per_round.items()}
     rows = [
-        ("time to first task (fresh store)", "first_task_s", None, "s"),
-        ("time to first task (warm process)", "warm_first_task_s", None, "s"),
-        (f"fan-out of {ours['fanout']['tasks']}: overhead per task", "fanout", "per_task_ms", "ms"),
-        (f"chain of {ours['chain']['tasks']}: overhead per task", "chain", "per_task_ms", "ms"),
+        ("server start (until /api/health)", "server_start_s", "s"),
+        ("time to first task (fresh store)", "first_task_s", "s"),
+        ("time to first task (warm process)", "warm_first_task_s", "s"),
+        (f"fan-out of {args.fanout}: overhead per task", "fanout_ms", "ms"),
+        (f"chain of {args.chain}: overhead per task", "chain_ms", "ms"),
     ]
-    title = f"{'':38} {'shipyard ' + ours['version']:>18}"
-    if theirs:
-        title += f" {'prefect ' + theirs['version']:>18} {'ratio':>8}"
-    print(title)
-    for label, key, sub, unit in rows:
-        mine = ours[key] if sub is None else ours[key][sub]
-        line = f"{label:38} {mine:>15.3f} {unit:2}"
-        if theirs:
-            other = theirs[key] if sub is None else theirs[key][sub]
-            line += f" {other:>15.3f} {unit:2} {other / mine:>7.1f}x"
+    header = f"{'median of ' + str(len(rounds)) + ' verified rounds':38}"
+    header += "".join(f" {tool + ' ' + rounds[0][tool]['version']:>18}" for tool in tools)
+    print(header + (f" {'ratio':>8}" if len(tools) == 2 else ""))
+    for label, key, unit in rows:
+        values = [medians[tool].get(key) for tool in tools]
+        if all(v is None for v in values):
+            continue
+        line = f"{label:38}" + "".join(f" {'—':>18}" if v is None else f" {v:>15.3f} {unit:2}" for v in values)
+        if len(tools) == 2 and None not in values:
+            line += f" {values[1] / values[0]:>7.1f}x"
         print(line)
-    print(f"{'task runs recorded (last run)':38} {json.dumps(ours['recorded']):>18}", end="")
-    print(f" {json.dumps(theirs['recorded']):>18}" if theirs else "")
-    if theirs and theirs.get("errors"):
-        print(f"prefect calls that failed and were retried (not timed): {theirs['errors']}")
-    for tool, result in results.items():
-        print(f"{tool}: fan-out wall times {[round(t, 3) for t in result['fanout']['wall_s']]} s, "
-              f"chain wall times {[round(t, 3) for t in result['chain']['wall_s']]} s")  # fmt: skip
+    checked = {tool: sum(len(c) for c in rounds[0][tool]["recorded"].values()) * len(rounds) for tool in tools}
+    print(f"{'flow runs read back, all task runs in':38}" + "".join(f" {checked[t]:>15} ok" for t in tools))
+    for tool in tools:
+        for key in ("first_task_s", "fanout_ms", "chain_ms"):
+            print(f"  {tool} {key} per round: {[round(f[key], 3) for f in per_round[tool]]}")
 
 
 def main() -> None:
-    """Run both workers and print the figures and the ratios (prefect / shipyard)."""
+    """Run both workers ``--rounds`` times, verify every run, and print the medians and ratios."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fanout", type=int, default=1000)
     parser.add_argument("--chain", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=3, help="warm runs of each workload per round")
+    parser.add_argument("--rounds", type=int, default=3, help="fresh processes and stores; the table shows medians")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--skip-prefect", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the raw results as JSON too")
     parser.add_argument("--worker", choices=["shipyard", "prefect"], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker == "shipyard":
-        print(json.dumps(shipyard_worker(args.fanout, args.chain, args.repeat)))
+    if args.worker:
+        measure = shipyard_worker if args.worker == "shipyard" else prefect_worker
+        print(json.dumps(measure(args.fanout, args.chain, args.repeat)))
         return
-    if args.worker == "prefect":
-        print(json.dumps(prefect_worker(args.fanout, args.chain, args.repeat)))
-        return
-
-    env = {**os.environ, "DO_NOT_TRACK": "true", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    results = {"shipyard": _run_worker(sys.executable, "shipyard", args, env)}
-    if not args.skip_prefect:
-        if not PREFECT_PYTHON.exists():
-            raise SystemExit(f"{PREFECT_PYTHON} is missing: run `bash benchmarks/setup_prefect.sh` first")
-        home = tempfile.mkdtemp(prefix="prefect-bench-")
-        prefect_env = {
-            **env,
-            "PREFECT_HOME": home,
-            "PREFECT_LOGGING_LEVEL": "WARNING",
-            # Its default of 20 s is too short on a small or busy machine; the wait is measured anyway.
-            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
-        }
-        prefect_env.pop("PREFECT_API_URL", None)
-        results["prefect"] = _run_worker(PREFECT_PYTHON, "prefect", args, prefect_env)
-    _print(results)
+    if not args.skip_prefect and not (PREFECT_BIN / "python").exists():
+        raise SystemExit(f"{PREFECT_BIN / 'python'} is missing: run `bash benchmarks/setup_prefect.sh` first")
+    env = {**os.environ, "DO_NOT_TRACK": "true"}
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        print(f"round {number}/{args.rounds} ...", file=sys.stderr, flush=True)
+        rounds.append(_round(args, env))
+    _print(rounds, args)
     if args.json:
-        print(json.dumps(results))
+        print(json.dumps(rounds))
 
 
 if __name__ == "__main__":
