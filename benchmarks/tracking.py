@@ -3,6 +3,7 @@
 Run ``bash benchmarks/setup_peers.sh`` once, then::
 
     .venv/bin/python benchmarks/tracking.py [--quick] [--json results.json]
+    .venv/bin/python benchmarks/tracking.py --scale     # shipyard alone, 1k to 100k runs, both engines
 
 Each tool gets a fresh temporary folder with a SQLite metadata store and local artifacts.
 MLflow runs from ``benchmarks/.venv-peers`` so it never enters shipyard's environment.
@@ -26,6 +27,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+import shipyard as sy
+from _scale import render_scale, run_scale
 from _workload import (
     COMMON_FILTER,
     RICH_FILTER,
@@ -36,9 +39,7 @@ from _workload import (
     run_metrics,
     run_params,
 )
-from shipyard.store import Stores, close_stores
 from shipyard.store.entities import MetricPoint
-from shipyard.tracking import api as sy
 
 HERE = Path(__file__).resolve().parent
 PEERS_PYTHON = HERE / ".venv-peers" / "bin" / "python"
@@ -83,23 +84,26 @@ def comparisons(work: Workload) -> list[Comparison]:
 
 # shipyard's half -------------------------------------------------------------------------
 def run_shipyard(work: Workload, folder: Path) -> dict[str, Any]:
-    """Run the workload through shipyard against a fresh store in ``folder``."""
+    """Run the workload through shipyard's public API against a fresh store in ``folder``.
+
+    The module functions (``sy.start_run``, ``sy.log_metric``) as ``mlflow.*``, and a ``Client``
+    for what MLflow's half asks of ``MlflowClient`` (batches, histories, searches).
+    """
     os.environ["SHIPYARD_STORE"] = f"sqlite:///{folder / 'shipyard.db'}"
     os.environ["SHIPYARD_ARTIFACTS"] = (folder / "artifacts").as_uri()
-    stores = sy.resolve_stores(None)  # settings are read now, from the variables just set
+    client = sy.Client()  # settings are read now, from the variables just set
     with sy.start_run("warm-up"):  # lazy imports, migrations, the flusher thread: outside the timings
         sy.log_params({"p": "1"})
         sy.log_metric("m", 1.0)
         sy.log_metric("m", 2.0, step=1, synchronous=True)
     results: dict[str, Any] = {"version": metadata.version("shipyard")}
-    results |= _shipyard_log_metric(stores, work)
-    results |= _shipyard_batches_and_history(stores, work)
-    results |= _shipyard_runs_and_search(stores, work)
-    close_stores(stores.settings)
+    results |= _shipyard_log_metric(client, work)
+    results |= _shipyard_batches_and_history(client, work)
+    results |= _shipyard_runs_and_search(client, work)
     return results
 
 
-def _shipyard_log_metric(stores: Stores, work: Workload) -> dict[str, Any]:
+def _shipyard_log_metric(client: sy.Client, work: Workload) -> dict[str, Any]:
     with sy.start_run("log-metric-sync"):
         start = time.perf_counter()
         for step in range(work.sync_calls):
@@ -113,7 +117,7 @@ def _shipyard_log_metric(stores: Stores, work: Workload) -> dict[str, Any]:
         loop_s = time.perf_counter() - start
         sy.flush()
         total_s = time.perf_counter() - start
-    written = len(stores.runs.get_metric_history(run.id, "loss"))
+    written = len(client.get_metric_history(run.id, "loss"))
     if written != work.buffered_calls:
         raise SystemExit(f"shipyard had written {written} of {work.buffered_calls} points when flush() returned")
     return {
@@ -124,20 +128,20 @@ def _shipyard_log_metric(stores: Stores, work: Workload) -> dict[str, Any]:
     }
 
 
-def _shipyard_batches_and_history(stores: Stores, work: Workload) -> dict[str, Any]:
+def _shipyard_batches_and_history(client: sy.Client, work: Workload) -> dict[str, Any]:
     with sy.start_run("log-batch") as run:
         start = time.perf_counter()
         for first in range(0, work.batch_points, work.batch_size):
             now = time.time()
             steps = range(first, min(first + work.batch_size, work.batch_points))
-            stores.runs.log_metrics(run.id, [MetricPoint("loss", loss(s), s, now) for s in steps])
+            client.log_batch(run.id, [MetricPoint("loss", loss(s), s, now) for s in steps])
         batch_s = time.perf_counter() - start
-    history_s, history = best_of(work.repeats, lambda: stores.runs.get_metric_history(run.id, "loss"))
+    history_s, history = best_of(work.repeats, lambda: client.get_metric_history(run.id, "loss"))
     return {"log_batch_s": batch_s, "history_read_s": history_s, "history_points": len(history)}
 
 
-def _shipyard_runs_and_search(stores: Stores, work: Workload) -> dict[str, Any]:
-    experiment = stores.runs.create_experiment("runs")  # MLflow's half also creates it before timing
+def _shipyard_runs_and_search(client: sy.Client, work: Workload) -> dict[str, Any]:
+    client.create_experiment("runs")  # MLflow's half also creates it before timing
     start = time.perf_counter()
     for index in range(work.runs):
         with sy.start_run("runs"):
@@ -146,10 +150,7 @@ def _shipyard_runs_and_search(stores: Stores, work: Workload) -> dict[str, Any]:
     create_s = time.perf_counter() - start
 
     def search(query: str) -> list[Any]:
-        page = stores.runs.search_runs(
-            [experiment.id], filter=query, order_by=[], max_results=work.runs, page_token=None
-        )
-        return list(page.items)
+        return client.search_runs("runs", filter=query, max_results=work.runs)
 
     search_s, found = best_of(work.repeats, lambda: search(COMMON_FILTER))
     rich_s, rich_found = best_of(work.repeats, lambda: search(RICH_FILTER))
@@ -262,11 +263,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="every count divided by ten: a smoke run")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--scale", action="store_true", help="time search, runs table, history at 1k-1M rows")
     args = parser.parse_args()
     work = Workload.sized(quick=args.quick)
     console = Console()
     if not console.is_terminal:  # piped into a file or a CI log: don't wrap the table at 80 columns
-        console = Console(width=120)
+        console = Console(width=160)
+    if args.scale:
+        console.print(render_scale(run_scale(console.print)))
+        return
 
     mlflow = run_half(console, "MLflow", run_mlflow, work)
     shipyard = run_half(console, "shipyard", run_shipyard, work)

@@ -9,7 +9,9 @@ placeholder, which :func:`cursor` rewrites.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import gc
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection
@@ -74,3 +76,21 @@ class Cursor:
 def cursor(conn: Connection) -> Cursor:
     """A driver cursor inside ``conn``'s transaction."""
     return Cursor(conn)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """No cyclic garbage collection while a large result becomes Python objects.
+
+    Reading a million-point history allocates two million tuples, none of them in a cycle;
+    the collector would walk them again and again as they survive (40% of the read time,
+    measured in ``benchmarks/tracking.py --scale``). Reference counting still frees memory;
+    the collector resumes afterwards, unless someone else had turned it off.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
