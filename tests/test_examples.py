@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +28,9 @@ def test_churn_demo_runs_the_whole_lifecycle(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     out = result.stdout
     assert "churn@champion → version" in out
+    # Printed as plain values (rich once read "[np.int64(0), ...]" as markup and printed nothing).
+    predicted = re.search(r"churn@champion predicts \[([01]), ([01]), ([01])\] for the first three", out)
+    assert predicted is not None, out[:3000]
     assert "Intended use" in out  # the model card
     assert "dataset churn-train@1 (input to)" in out  # the lineage tree
     assert "200/200 requests OK" in out  # served, under concurrent traffic

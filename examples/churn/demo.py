@@ -10,6 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.markdown import Markdown
@@ -118,7 +119,9 @@ def main() -> None:
 
     model = sy.load_model("churn@champion")
     sample = test[FEATURES].head(3)
-    console.print(f"churn@champion predicts {list(model.predict(sample))} for the first three test customers\n")
+    # Plain Python values: numpy scalars print as np.int64(0), and rich would read "[...]" as markup.
+    predictions = np.asarray(model.predict(sample)).tolist()
+    console.print(f"churn@champion predicts {predictions} for the first three test customers\n", markup=False)
 
     console.print(Markdown(model_card("churn@champion")))
     console.print(render_lineage(client.lineage("churn@champion")))
