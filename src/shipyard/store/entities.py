@@ -355,3 +355,27 @@ class TaskLogLine:
     text: str
     timestamp: float
     id: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDefinition:
+    """One version of a feature-store definition (entity, feature view, on-demand view, service)."""
+
+    kind: str
+    name: str
+    version: int
+    digest: str
+    spec: Mapping[str, Any]
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Materialization:
+    """How far a feature view has been copied to the online store, in event time (epoch seconds)."""
+
+    view: str
+    start_time: float
+    end_time: float
+    max_event_time: float | None
+    rows: int
+    updated_at: float

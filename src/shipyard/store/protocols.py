@@ -13,10 +13,12 @@ from shipyard.store.entities import (
     ArtifactRef,
     DatasetVersion,
     Experiment,
+    FeatureDefinition,
     FlowEvent,
     FlowInfo,
     FlowRun,
     FlowRunRequest,
+    Materialization,
     MetricPoint,
     ModelVersion,
     Page,
@@ -195,3 +197,13 @@ class FlowRunStore(Protocol):
 
     def emit_events(self, events: Sequence[tuple[str, str, Mapping[str, Any]]]) -> list[FlowEvent]: ...
     def list_events(self, kind: str, name: str, *, after_id: int = 0, limit: int = 1000) -> list[FlowEvent]: ...
+
+
+class FeatureRegistry(Protocol):
+    """Versioned feature-store definitions and how far each view is materialized online."""
+
+    def save_feature_definitions(self, definitions: Sequence[FeatureDefinition]) -> list[FeatureDefinition]: ...
+    def latest_feature_definitions(self, kind: str | None = None) -> list[FeatureDefinition]: ...
+    def list_feature_definition_versions(self, kind: str, name: str) -> list[FeatureDefinition]: ...
+    def record_materializations(self, records: Sequence[Materialization]) -> None: ...
+    def list_materializations(self) -> list[Materialization]: ...

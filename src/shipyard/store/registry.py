@@ -14,6 +14,7 @@ from shipyard.errors import ConfigError
 from shipyard.store.protocols import (
     ArtifactStore,
     DatasetStore,
+    FeatureRegistry,
     FlowRunStore,
     GarbageCollector,
     ModelStore,
@@ -44,6 +45,7 @@ class Stores:
     artifacts: ArtifactStore
     close: Callable[[], None]
     flows: FlowRunStore
+    features: FeatureRegistry
 
 
 def redact_uri(uri: str) -> str:
@@ -87,9 +89,9 @@ def open_stores(settings: Settings) -> Stores:
         open_metadata = _load(METADATA_BACKENDS, settings.store_uri, "metadata store")
         artifact_class = _load(ARTIFACT_BACKENDS, settings.artifact_uri, "artifact store")
         metadata: Any = open_metadata(settings.store_uri)
-        runs, datasets, models, gc, close, flows = metadata
+        runs, datasets, models, gc, close, flows, features = metadata
         artifacts = artifact_class(settings.artifact_uri, endpoint_url=settings.s3_endpoint_url)
-        stores = Stores(settings, runs, datasets, models, gc, artifacts, close, flows)  # type: ignore[arg-type]
+        stores = Stores(settings, runs, datasets, models, gc, artifacts, close, flows, features)  # type: ignore[arg-type]
         _cache[key] = stores
         return stores
 

@@ -339,3 +339,27 @@ flow_events = Table(
     Column("created_at", Float, nullable=False),
     Index("ix_flow_events_kind_name", "kind", "name", "id"),
 )
+
+# Feature-store definitions, versioned: a changed spec (JSON) is the next version of its name.
+feature_definitions = Table(
+    "feature_definitions",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("name", NAME, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+# How far each feature view has been materialized into the online store (event time).
+feature_materializations = Table(
+    "feature_materializations",
+    metadata,
+    Column("view", NAME, primary_key=True),
+    Column("start_time", Float, nullable=False),
+    Column("end_time", Float, nullable=False),
+    Column("max_event_time", Float),
+    Column("rows", BigInteger, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from shipyard.store.sql._engine import Database
 from shipyard.store.sql.datasets import SqlDatasetStore
+from shipyard.store.sql.features import SqlFeatureRegistry
 from shipyard.store.sql.flows import SqlFlowRunStore
 from shipyard.store.sql.gc import SqlGarbageCollector
 from shipyard.store.sql.models import SqlModelStore
@@ -14,6 +15,7 @@ from shipyard.store.sql.runs import SqlRunStore
 __all__ = [
     "Database",
     "SqlDatasetStore",
+    "SqlFeatureRegistry",
     "SqlFlowRunStore",
     "SqlGarbageCollector",
     "SqlModelStore",
@@ -24,8 +26,16 @@ __all__ = [
 
 def open_sql_metadata(
     uri: str,
-) -> tuple[SqlRunStore, SqlDatasetStore, SqlModelStore, SqlGarbageCollector, Callable[[], None], SqlFlowRunStore]:
-    """The metadata stores over one shared engine, and the function that closes it (flows last)."""
+) -> tuple[
+    SqlRunStore,
+    SqlDatasetStore,
+    SqlModelStore,
+    SqlGarbageCollector,
+    Callable[[], None],
+    SqlFlowRunStore,
+    SqlFeatureRegistry,
+]:
+    """The metadata stores over one shared engine, and the function that closes it (flows, features last)."""
     db = Database(uri)
     return (
         SqlRunStore(db),
@@ -34,4 +44,5 @@ def open_sql_metadata(
         SqlGarbageCollector(db),
         db.engine.dispose,
         SqlFlowRunStore(db),
+        SqlFeatureRegistry(db),
     )

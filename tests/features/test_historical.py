@@ -1,0 +1,101 @@
+"""Point-in-time correctness against hand-computed answers, on every kind of source."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shipyard.config import Settings
+from shipyard.errors import InvalidInputError
+from shipyard.features import FeatureStore
+from tests.features.conftest import EVENTS, USER, activity, make_source, ts
+
+# (user, timestamp, expected clicks, expected sessions, why); the rows are deliberately unsorted.
+CASES = [
+    (1, ts(2, 12), 1.0, 10, "latest value 1.5 days old, within the 2-day ttl"),
+    (2, ts(5), None, None, "latest value 3 days old: expired by ttl"),
+    (1, ts(3), 30.0, 12, "three rows at this event time: the latest created wins"),
+    (3, ts(5), None, None, "entity with no history"),
+    (4, ts(9), None, None, "entity row earlier than any of its values"),
+    (2, ts(3), 2.0, 20, "a day old"),
+    (1, ts(4, 23), 30.0, 12, "still the tie's winner"),
+    (1, ts(5), 30.0, 12, "exactly ttl old is still within ttl"),
+    (1, ts(5, 0, 0, 1), None, None, "one second past ttl"),
+]
+
+
+def entity_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": [c[0] for c in CASES],
+            "event_timestamp": [c[1] for c in CASES],
+            "label": list(range(len(CASES))),
+        }
+    )
+
+
+def _same(actual: object, expected: object) -> bool:
+    if expected is None:
+        return actual is None or (isinstance(actual, float) and math.isnan(actual)) or actual is pd.NA
+    return actual == expected
+
+
+@pytest.mark.parametrize("source_kind", ["parquet", "parquet-folder", "csv", "frame", "duckdb", "sqlite", "postgres"])
+def test_training_frame_is_point_in_time_correct(
+    source_kind: str, settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from shipyard.client import Client
+
+    if source_kind == "postgres":
+        request.applymarker(pytest.mark.postgres)
+    view = activity(make_source(source_kind, EVENTS, tmp_path, request))
+    store = FeatureStore(online_store=f"sqlite:///{tmp_path / 'online.db'}", client=Client(settings=settings))
+    store.apply([USER, view])
+
+    frame = store.get_historical_features(entity_frame(), ["activity:clicks", "activity:sessions"])
+
+    assert list(frame.columns) == ["user_id", "event_timestamp", "label", "clicks", "sessions"]
+    assert frame["label"].tolist() == list(range(len(CASES)))  # every row, in the given order
+    for (_, _, clicks, sessions, why), (_, row) in zip(CASES, frame.iterrows(), strict=True):
+        assert _same(row["clicks"], clicks), why
+        assert _same(row["sessions"], sessions), why
+
+
+def test_arrow_output_keeps_declared_types(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from shipyard.client import Client
+
+    store = FeatureStore(client=Client(settings=settings))
+    store.apply([activity(make_source("parquet", EVENTS, tmp_path, request))])
+    table = store.get_historical_features(entity_frame(), ["activity:sessions"], to="arrow")
+    assert str(table.schema.field("sessions").type) == "int64"
+    assert table.column("sessions").to_pylist() == [c[3] for c in CASES]
+
+
+def test_a_fresh_store_rebuilds_the_view_from_its_stored_definition(
+    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from shipyard.client import Client
+
+    FeatureStore(client=Client(settings=settings)).apply([activity(make_source("parquet", EVENTS, tmp_path, request))])
+    other = FeatureStore(client=Client(settings=settings))  # knows the view only from the metadata store
+    frame = other.get_historical_features(entity_frame(), ["activity:clicks"])
+    assert [_same(a, c[2]) for a, c in zip(frame["clicks"], CASES, strict=True)] == [True] * len(CASES)
+
+
+def test_bad_requests_name_what_is_wrong(settings: Settings, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    from shipyard.client import Client
+
+    store = FeatureStore(client=Client(settings=settings))
+    store.apply([activity(make_source("parquet", EVENTS, tmp_path, request))])
+    no_time = entity_frame().drop(columns=["event_timestamp"])
+    with pytest.raises(InvalidInputError, match=r"no timestamp column 'event_timestamp'.*user_id, label"):
+        store.get_historical_features(no_time, ["activity:clicks"])
+    with pytest.raises(InvalidInputError, match=r"unknown feature activity:click; known features: activity:clicks"):
+        store.get_historical_features(entity_frame(), ["activity:click"])
+    with pytest.raises(InvalidInputError, match="no join key 'user_id'"):
+        store.get_historical_features(entity_frame().drop(columns=["user_id"]), ["activity:clicks"])
+    with pytest.raises(InvalidInputError, match="'view:feature'"):
+        store.get_historical_features(entity_frame(), ["clicks"])
