@@ -99,3 +99,23 @@ def test_bad_requests_name_what_is_wrong(settings: Settings, tmp_path: Path, req
         store.get_historical_features(entity_frame().drop(columns=["user_id"]), ["activity:clicks"])
     with pytest.raises(InvalidInputError, match="'view:feature'"):
         store.get_historical_features(entity_frame(), ["clicks"])
+
+
+def test_a_training_frame_in_a_run_is_logged_with_its_features(
+    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import shipyard as sy
+    from shipyard.client import Client
+    from shipyard.features import FeatureService
+
+    client = Client(settings=settings)
+    view = activity(make_source("parquet", EVENTS, tmp_path, request))
+    service = FeatureService("churn", features=[view])
+    store = FeatureStore(client=client)
+    store.apply([view, service])
+    with sy.start_run(experiment="churn") as run:
+        frame = store.get_historical_features(entity_frame(), service)
+    assert list(frame.columns)[-2:] == ["clicks", "sessions"]
+    assert client.get_run(run.id).tags["shipyard.features"] == "activity:clicks,activity:sessions"
+    logged = sy.load_dataset("churn").to_pandas()
+    assert logged["label"].tolist() == list(range(len(CASES)))

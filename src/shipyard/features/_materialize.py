@@ -48,7 +48,7 @@ def materialize_view(
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(filtered)} AS SELECT * FROM {ident(alias)} WHERE {window}")
     latest = latest_rows_sql(view, filtered, view.features, per=view.join_keys)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __latest AS {latest}")
-    total = con.execute("SELECT count(*), max(epoch_us(__ts)) FROM __latest").fetchone() or (0, None)
+    total = con.execute("SELECT count(*), max(epoch_us(__ts)) FROM __latest").fetchall()[0]
     rows, max_event = int(total[0]), total[1]
     done = 0
     if progress is not None:

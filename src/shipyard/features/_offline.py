@@ -41,7 +41,7 @@ def column_name(view: str, feature: str) -> str:
 def source_columns(con: duckdb.DuckDBPyConnection, view: FeatureView, alias: str) -> list[str]:
     """Register the view's source as ``alias`` and check it has every column the view names."""
     view.source.register(con, alias)
-    columns = [d[0] for d in con.execute(f"SELECT * FROM {ident(alias)} LIMIT 0").description or ()]
+    columns: list[str] = list(con.sql(f"SELECT * FROM {ident(alias)}").columns)
     wanted = [*view.join_keys, view.timestamp_field, *view.features]
     if view.created_timestamp_field:
         wanted.append(view.created_timestamp_field)
