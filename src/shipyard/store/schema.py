@@ -58,6 +58,7 @@ runs = Table(
     Column("lineage", Text, nullable=False),
     Column("deleted_at", Float),
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    Index("ix_runs_start", "start_time", "id"),  # the newest-first runs table, read backwards
     Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
 )
 

@@ -285,7 +285,8 @@ class SqlRunStore:
             )
             .join_from(s.runs, s.experiments, e.id == r.experiment_id)
             .where(*where)
-            .order_by(*compile_order_by(order_by), r.start_time.desc(), r.id)
+            # Newest first; id breaks ties in the same direction so ix_runs_start serves both.
+            .order_by(*compile_order_by(order_by), r.start_time.desc(), r.id.desc())
             .limit(max_results + 1)
             .offset(offset)
         )
