@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from shipyard.cli import datasets, db, experiments, flows, lineage, models, run, runs
+from shipyard.cli import datasets, db, experiments, features, flows, lineage, models, run, runs
 from shipyard.cli import serve as serve_command
 from shipyard.errors import ShipyardError
 
@@ -23,6 +23,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(flows.app, name="flows")
 app.add_typer(db.app, name="db")
+app.add_typer(features.app, name="features")
 app.command("run")(run.run)
 app.command("scheduler")(run.scheduler)
 app.command("lineage")(lineage.lineage)

@@ -9,7 +9,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shipyard.errors import InvalidInputError
+from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.features.models import (
     Definition,
     Entity,
@@ -53,7 +53,12 @@ def _function_spec(function: Callable[..., Any]) -> dict[str, str]:
     except (OSError, TypeError):
         code = getattr(getattr(function, "__code__", None), "co_code", b"").hex()
     path = f"{function.__module__}:{function.__qualname__}"
-    return {"function": path, "code_digest": hashlib.sha256(code.encode()).hexdigest()}
+    try:
+        file = inspect.getsourcefile(function) or ""
+    except TypeError:
+        file = ""
+    # The file lets another process load a function defined in a definitions file (not importable by name).
+    return {"function": path, "file": file, "code_digest": hashlib.sha256(code.encode()).hexdigest()}
 
 
 def to_spec(obj: Definition) -> dict[str, Any]:
@@ -96,14 +101,16 @@ def _load_entity(name: str, spec: Mapping[str, Any]) -> Entity:
     return Entity(name, tuple(spec["join_keys"]), spec["description"], spec["owner"], spec["tags"])
 
 
-def _load_function(path: str, view: str) -> Callable[..., Any]:
+def _load_function(path: str, file: str, view: str) -> Callable[..., Any]:
+    from shipyard.features._repo import MODULE_PREFIX, load_module
+
     module, _, qualname = path.partition(":")
     try:
-        target: Any = importlib.import_module(module)
+        target: Any = load_module(file) if module.startswith(MODULE_PREFIX) else importlib.import_module(module)
         for part in qualname.split("."):
             target = getattr(target, part)
         function = target.function if isinstance(target, OnDemandFeatureView) else target
-    except (ImportError, AttributeError):
+    except (ImportError, AttributeError, OSError, NotFoundError):
         function = None
     if callable(function):
         return function  # type: ignore[no-any-return]
@@ -142,7 +149,7 @@ def from_spec(kind: str, name: str, spec: Mapping[str, Any], views: Mapping[str,
             sources=tuple(views[v] for v in spec["sources"]),
             request_schema=_load_fields(spec["request_schema"]),
             schema=_load_fields(spec["schema"]),
-            function=_load_function(spec["function"], name),
+            function=_load_function(spec["function"], spec.get("file", ""), name),
             **common,
         )
     return FeatureService(name, features=tuple(spec["features"]), **common)
