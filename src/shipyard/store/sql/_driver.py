@@ -46,7 +46,7 @@ class Cursor:
 
     def __init__(self, conn: Connection) -> None:
         self._postgres = conn.dialect.name == "postgresql"
-        self._cursor = conn.connection.cursor()
+        self._cursor: Any = conn.connection.cursor()  # sqlite3 or psycopg: driver-specific options
         self.errors: Any = conn.dialect.dbapi  # the driver module: .IntegrityError and friends
 
     def _sql(self, sql: str) -> str:
