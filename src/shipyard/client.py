@@ -70,10 +70,17 @@ class Client:
     ) -> Page[Run]:
         """Runs matching ``filter``, compiled to one SQL query, ordered and paged.
 
+        Returns a :class:`~shipyard.store.entities.Page`: a list of at most ``max_results``
+        runs (newest first unless ``order_by`` says otherwise) whose ``next_page_token``,
+        passed back as ``page_token``, gives the next page; it is ``None`` on the last one.
+
         Example:
             >>> client.search_runs("churn",  # doctest: +SKIP
             ...     filter="(metrics.auc > 0.9 or metrics.f1 > 0.8) and params.model in ('lgbm', 'xgb')",
             ...     order_by=["metrics.auc desc"])
+            >>> page = client.search_runs("churn", max_results=100)  # doctest: +SKIP
+            >>> while page.next_page_token:  # doctest: +SKIP
+            ...     page = client.search_runs("churn", max_results=100, page_token=page.next_page_token)
         """
         names = [experiments] if isinstance(experiments, str) else list(experiments or [])
         ids = [self.stores.runs.get_experiment(name).id for name in names]
