@@ -129,3 +129,28 @@ def test_train_serve_consistency_on_random_entities(
         assert online[name] == offline[name], name
     assert any(v is None for v in online["clicks"])
     assert any(v is not None for v in online["clicks"])
+
+
+def test_a_forced_schema_change_drops_online_values_and_progress_is_reported(
+    feature_store: FeatureStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    view = activity(make_source("parquet", EVENTS, tmp_path, request), ttl=None)
+    feature_store.apply([view])
+    seen: list[tuple[str, int, int]] = []
+    feature_store.materialize(end=ts(20), progress=lambda *args: seen.append(args))
+    assert seen[0] == ("activity", 0, 3)
+    assert seen[-1] == ("activity", 3, 3)
+
+    changed = FeatureView(
+        "activity",
+        entities=view.entities,
+        schema=[Field("clicks", "int"), Field("sessions", "int")],
+        source=view.source,
+        created_timestamp_field="created",
+    )
+    feature_store.apply([changed], force=True)
+    got = feature_store.get_online_features({"user_id": [1]}, ["activity:clicks"])
+    assert got.statuses["clicks"] == ["missing"]  # values of the old dtype are gone
+    [record] = feature_store.materialize_incremental(end=ts(20))
+    assert record.rows == 3  # from the start again
+    assert feature_store.get_online_features({"user_id": [1]}, ["activity:clicks"]).to_dict()["clicks"] == [30]

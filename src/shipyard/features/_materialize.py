@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from shipyard.features._arrow import encode_rows, entity_keys
-from shipyard.features._offline import arrow_reader, column_name, latest_rows_sql, source_columns
+from shipyard.features._offline import arrow_reader, column_name, latest_rows_sql, micros, source_columns
 from shipyard.features.models import FeatureView
 from shipyard.features.online import OnlineRow, OnlineStore
 from shipyard.features.sources import ident
@@ -38,22 +38,22 @@ def materialize_view(
 ) -> Materialization:
     """Write the view's latest values with event time in (start, end] to ``online``."""
     alias = f"__mat_{view.name}"
-    source_columns(con, view, alias)
+    types = source_columns(con, view, alias)
     # Filter before reducing to one row per entity, so a row after ``end`` never hides an earlier one.
     filtered = f"__win_{view.name}"
-    ts = f"CAST({ident(view.timestamp_field)} AS TIMESTAMPTZ)"
-    window = f"{ts} <= make_timestamptz({end_us})"
+    ts = micros(view.timestamp_field, types[view.timestamp_field])
+    window = f"{ts} <= {end_us}"
     if start_us is not None:
-        window += f" AND {ts} > make_timestamptz({start_us})"
+        window += f" AND {ts} > {start_us}"
     con.execute(f"CREATE OR REPLACE TEMP VIEW {ident(filtered)} AS SELECT * FROM {ident(alias)} WHERE {window}")
-    latest = latest_rows_sql(view, filtered, view.features, per=view.join_keys)
+    latest = latest_rows_sql(view, filtered, view.features, types)
     con.execute(f"CREATE OR REPLACE TEMP TABLE __latest AS {latest}")
-    total = con.execute("SELECT count(*), max(epoch_us(__ts)) FROM __latest").fetchall()[0]
+    total = con.execute("SELECT count(*), max(__ts) FROM __latest").fetchall()[0]
     rows, max_event = int(total[0]), total[1]
     done = 0
     if progress is not None:
         progress(view.name, done, rows)
-    reader = arrow_reader(con, "SELECT *, epoch_us(__ts) AS __e, epoch_us(__created) AS __c FROM __latest", BATCH_ROWS)
+    reader = arrow_reader(con, "SELECT *, __ts AS __e, __created AS __c FROM __latest", BATCH_ROWS)
     dtypes = [f.dtype for f in view.schema]
     columns = [column_name(view.name, f) for f in view.features]
     for batch in reader:

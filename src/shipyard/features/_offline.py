@@ -1,8 +1,8 @@
 """Point-in-time joins in DuckDB: one ASOF LEFT JOIN per feature view, in one query.
 
 For each entity row and view, ASOF picks the source row with the same join keys and the
-latest event time at or before the row's; rows sharing an event time are first reduced to
-the latest created one; a value older than the view's ttl is nulled. LEFT, so no entity
+latest event time at or before the row's, and among rows sharing that event time the latest
+created one (both orders packed into one ASOF key); a value older than the view's ttl is nulled. LEFT, so no entity
 row is ever dropped, and the rows come back in the order they were given.
 """
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import duckdb
 
 ROW = "__shipyard_row"
+_SLOT = 2**52  # room for created-time microseconds until the year 2112
 BATCH_ROWS = 100_000
 
 
@@ -38,10 +39,24 @@ def column_name(view: str, feature: str) -> str:
     return f"{view}__{feature}"
 
 
-def source_columns(con: duckdb.DuckDBPyConnection, view: FeatureView, alias: str) -> list[str]:
-    """Register the view's source as ``alias`` and check it has every column the view names."""
+def micros(column: str, sql_type: str) -> str:
+    """SQL for a time column as epoch microseconds (naive times are UTC).
+
+    Comparing integers: casting every row to TIMESTAMPTZ goes through the ICU calendar and
+    costs more than the join itself.
+    """
+    if sql_type.startswith("TIMESTAMP"):
+        return f"epoch_us({ident(column)})"
+    if sql_type == "DATE":
+        return f"epoch_us(CAST({ident(column)} AS TIMESTAMP))"
+    return f"epoch_us(CAST({ident(column)} AS TIMESTAMPTZ))"  # text, possibly with an offset
+
+
+def source_columns(con: duckdb.DuckDBPyConnection, view: FeatureView, alias: str) -> dict[str, str]:
+    """Register the view's source as ``alias``, check it has every column the view names; their types."""
     view.source.register(con, alias)
-    columns: list[str] = list(con.sql(f"SELECT * FROM {ident(alias)}").columns)
+    relation = con.sql(f"SELECT * FROM {ident(alias)}")
+    columns = {name: str(t) for name, t in zip(relation.columns, relation.types, strict=True)}
     wanted = [*view.join_keys, view.timestamp_field, *view.features]
     if view.created_timestamp_field:
         wanted.append(view.created_timestamp_field)
@@ -55,24 +70,44 @@ def source_columns(con: duckdb.DuckDBPyConnection, view: FeatureView, alias: str
     return columns
 
 
-def latest_rows_sql(view: FeatureView, alias: str, features: Sequence[str], *, per: Sequence[str]) -> str:
-    """The source's rows, typed, keeping one row per ``per`` columns: the latest created one.
-
-    ``per`` is the join keys plus the event time for the point-in-time join (a tie on event
-    time goes to the latest created row), and the join keys alone for materialization.
-    """
+def _typed_columns(view: FeatureView, features: Sequence[str], types: dict[str, str]) -> list[str]:
     dtypes = {f.name: f.dtype for f in view.schema}
-    ts = f"CAST({ident(view.timestamp_field)} AS TIMESTAMPTZ)"
-    created = f"CAST({ident(view.created_timestamp_field)} AS TIMESTAMPTZ)" if view.created_timestamp_field else "NULL"
+    ts = micros(view.timestamp_field, types[view.timestamp_field])
+    created_field = view.created_timestamp_field
+    created = micros(created_field, types[created_field]) if created_field else "NULL::BIGINT"
     cols = [ident(k) for k in view.join_keys]
     cols += [f"{ts} AS __ts", f"{created} AS __created"]
     cols += [f"CAST({ident(f)} AS {DTYPES[dtypes[f]]}) AS {ident(column_name(view.name, f))}" for f in features]
-    order = ["__ts DESC"] if "__ts" not in per else []
-    order.append("__created DESC NULLS LAST")
-    partition = ", ".join(ident(k) if k != "__ts" else "__ts" for k in per)
+    return cols
+
+
+def latest_rows_sql(view: FeatureView, alias: str, features: Sequence[str], types: dict[str, str]) -> str:
+    """The source's latest row per entity, typed: latest event time, then latest created time.
+
+    ``__ts`` and ``__created`` are epoch microseconds.
+    """
+    keys = ", ".join(ident(k) for k in view.join_keys)
     return (
-        f"SELECT {', '.join(cols)} FROM {ident(alias)} WHERE {ident(view.timestamp_field)} IS NOT NULL "
-        f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY {', '.join(order)}) = 1"
+        f"SELECT {', '.join(_typed_columns(view, features, types))} FROM {ident(alias)} "
+        f"WHERE {ident(view.timestamp_field)} IS NOT NULL "
+        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY __ts DESC, __created DESC NULLS LAST) = 1"
+    )
+
+
+def asof_rows_sql(view: FeatureView, alias: str, features: Sequence[str], types: dict[str, str]) -> str:
+    """The source's rows, typed, with ``__ord``: the order ASOF picks in, ties broken by created time.
+
+    ``__ord`` packs the event time and the created time into one HUGEINT (event µs · 2^52 +
+    created µs + 1), so the ASOF join itself prefers the latest created row among rows of
+    equal event time: ranking the ties with a window first costs twice the join.
+    """
+    order = f"__ts::HUGEINT * {_SLOT}"
+    if view.created_timestamp_field:
+        order += f" + least(greatest(coalesce(__created + 1, 0), 0), {_SLOT - 1})"
+    return (
+        f"SELECT *, {order} AS __ord FROM (SELECT {', '.join(_typed_columns(view, features, types))} "
+        f"FROM {ident(alias)} "
+        f"WHERE {ident(view.timestamp_field)} IS NOT NULL)"
     )
 
 
@@ -104,22 +139,24 @@ def historical_reader(
             )
     originals = entity.column_names
     con.register("__entity", entity.append_column(ROW, pa.array(range(entity.num_rows), pa.int64())))
-    ctes = [f"e AS (SELECT *, CAST({ident(timestamp_field)} AS TIMESTAMPTZ) AS __ets FROM __entity)"]
+    ets = micros(timestamp_field, "DATE" if pa.types.is_date(ts_type) else "TIMESTAMP")
+    eord = f"({ets})::HUGEINT * {_SLOT} + {_SLOT - 1}"
+    ctes = [f"e AS (SELECT *, {ets} AS __ets, {eord} AS __eord FROM __entity)"]
     selects = [f"e.{ident(c)}" for c in originals]
     joins = []
     for i, (view, features) in enumerate(fetch):
         alias, r = f"__source_{i}", f"r{i}"
-        source_columns(con, view, alias)
-        ctes.append(f"{r} AS ({latest_rows_sql(view, alias, features, per=[*view.join_keys, '__ts'])})")
+        types = source_columns(con, view, alias)
+        ctes.append(f"{r} AS ({asof_rows_sql(view, alias, features, types)})")
         on = " AND ".join(f"e.{ident(k)} = {r}.{ident(k)}" for k in view.join_keys)
-        joins.append(f"ASOF LEFT JOIN {r} ON {on} AND e.__ets >= {r}.__ts")
+        joins.append(f"ASOF LEFT JOIN {r} ON {on} AND e.__eord >= {r}.__ord")
         for f in features:
             col = ident(column_name(view.name, f))
             if view.max_age is None:
                 selects.append(f"{r}.{col}")
             else:
-                micros = int(view.max_age.total_seconds() * 1_000_000)
-                selects.append(f"CASE WHEN {r}.__ts >= e.__ets - to_microseconds({micros}) THEN {r}.{col} END AS {col}")
+                age = int(view.max_age.total_seconds() * 1_000_000)
+                selects.append(f"CASE WHEN {r}.__ts >= e.__ets - {age} THEN {r}.{col} END AS {col}")
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM e {' '.join(joins)} ORDER BY e.{ROW}"
     return arrow_reader(con, sql, BATCH_ROWS)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,7 +143,9 @@ class FeatureStore:
         """Store the definitions, each changed one as a new version, all at once or none.
 
         A change that breaks readers (a removed feature, a changed dtype or join key) is
-        refused unless ``force=True``. Referenced entities are applied with their views.
+        refused unless ``force=True``; a forced one also drops the view's online values (they
+        have the old schema), so materialize it again. Referenced entities are applied with
+        their views.
 
         Raises:
             ConflictError: a breaking change without ``force``.
@@ -161,10 +164,18 @@ class FeatureStore:
             spec = _specs.to_spec(obj)
             rows.append(FeatureDefinition(_specs.kind_of(obj), obj.name, 0, _specs.digest(spec), spec))
         saved = self._stores.features.save_feature_definitions(rows)
+        self._forget_online([c.name for c in changes if c.kind == _specs.VIEW and c.breaking])
         for obj in objects:
             self._live[(_specs.kind_of(obj), obj.name)] = obj
         self._cache = None
         return saved
+
+    def _forget_online(self, views: Sequence[str]) -> None:
+        """Drop online values written under a schema a forced change broke; materialize again."""
+        now = time.time()
+        for name in views:
+            self.online.delete_view(name)
+        self._stores.features.record_materializations([Materialization(v, 0.0, 0.0, None, 0, now) for v in views])
 
     def _check_services(self, objects: Sequence[Definition]) -> None:
         known = {k: v for k, v in self._definitions().items() if k[0] in (_specs.VIEW, _specs.ON_DEMAND)}
