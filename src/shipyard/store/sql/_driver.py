@@ -54,14 +54,17 @@ class Cursor:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement; returns its rows (empty for writes)."""
+        rows = self.iterate(sql, params)
+        return [] if self._cursor.description is None else list(rows)
+
+    def iterate(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """Run one query; yields its rows one at a time, so a caller can convert without a second list."""
         if self._postgres:
             # Binary results: parsing a million floats from text took half of a history read.
             self._cursor.execute(self._sql(sql), params, binary=True)
         else:
             self._cursor.execute(sql, params)
-        if self._cursor.description is None:
-            return []
-        return list(self._cursor.fetchall())
+        return iter(self._cursor) if self._cursor.description is not None else iter(())
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run one statement for many parameter rows."""

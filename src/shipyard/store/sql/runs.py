@@ -242,12 +242,13 @@ class SqlRunStore:
             raise NotFoundError(f"run {run_id!r} does not exist", field="run_id") from exc
 
     def get_metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        nan = math.nan
         with self.db.read() as conn, driver.paused_gc():
-            rows = driver.cursor(conn).execute(driver.SELECT_HISTORY, (run_id, key))
-            if not rows and conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
+            rows = driver.cursor(conn).iterate(driver.SELECT_HISTORY, (run_id, key))
+            points = [MetricPoint(key, nan if is_nan else value, step, ts) for value, is_nan, step, ts in rows]
+            if not points and conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
                 raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
-            nan = math.nan
-            return [MetricPoint(key, nan if is_nan else value, step, ts) for value, is_nan, step, ts in rows]
+        return points
 
     # search ----------------------------------------------------------------------
     def search_runs(
