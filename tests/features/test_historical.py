@@ -119,3 +119,27 @@ def test_a_training_frame_in_a_run_is_logged_with_its_features(
     assert client.get_run(run.id).tags["shipyard.features"] == "activity:clicks,activity:sessions"
     logged = sy.load_dataset("churn").to_pandas()
     assert logged["label"].tolist() == list(range(len(CASES)))
+
+
+def test_batches_stream_the_same_frame_and_an_empty_entity_frame_keeps_the_columns(
+    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import pyarrow as pa
+
+    from shipyard.client import Client
+    from shipyard.features import _offline
+
+    store = FeatureStore(client=Client(settings=settings))
+    store.apply([activity(make_source("parquet", EVENTS, tmp_path, request))])
+    whole = store.get_historical_features(entity_frame(), ["activity:clicks"], to="arrow")
+    small = pytest.MonkeyPatch.context()
+    with small as patch:
+        patch.setattr(_offline, "BATCH_ROWS", 2)  # several batches, each matched to its slice of rows
+        reader = store.get_historical_features(entity_frame(), ["activity:clicks"], to="batches")
+        batches = list(reader)
+    assert len(batches) > 1
+    assert pa.Table.from_batches(batches).equals(whole)
+
+    empty = store.get_historical_features(entity_frame().iloc[:0], ["activity:clicks"], to="arrow")
+    assert empty.num_rows == 0
+    assert empty.column_names == ["user_id", "event_timestamp", "label", "clicks"]

@@ -137,12 +137,12 @@ def historical_reader(
                 f"its columns are: {', '.join(entity.column_names)}",
                 field="entity_df",
             )
-    originals = entity.column_names
     con.register("__entity", entity.append_column(ROW, pa.array(range(entity.num_rows), pa.int64())))
     ets = micros(timestamp_field, "DATE" if pa.types.is_date(ts_type) else "TIMESTAMP")
     eord = f"({ets})::HUGEINT * {_SLOT} + {_SLOT - 1}"
     ctes = [f"e AS (SELECT *, {ets} AS __ets, {eord} AS __eord FROM __entity)"]
-    selects = [f"e.{ident(c)}" for c in originals]
+    # Only the row number and features come back: the caller keeps the entity columns as given.
+    selects = [f"e.{ROW}"]
     joins = []
     for i, (view, features) in enumerate(fetch):
         alias, r = f"__source_{i}", f"r{i}"

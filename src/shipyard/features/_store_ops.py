@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from shipyard.errors import InvalidInputError
+from shipyard.features._arrow import ARROW_TYPES
 from shipyard.features._lookup import PRESENT, OnlineResponse, read_view, run_on_demand
 from shipyard.features._offline import column_name, connect, historical_reader
 from shipyard.features.models import FeatureView
@@ -42,24 +43,42 @@ def _batch_columns(batch: pa.RecordBatch, resolved: Resolved, request: pa.Table)
     return fetched
 
 
-def historical(entity: pa.Table, resolved: Resolved, *, timestamp_field: str, full_feature_names: bool) -> pa.Table:
-    """The point-in-time join, with on-demand features computed batch by batch."""
-    names = output_names(resolved, entity.column_names, full_feature_names)
+def output_schema(entity: pa.Table, resolved: Resolved, names: Mapping[tuple[str, str], str]) -> pa.Schema:
+    """The training frame's schema: the entity columns as given, then each feature's declared type."""
+    dtypes = {(v.name, f.name): f.dtype for v, _ in resolved.fetch for f in v.schema}
+    dtypes.update({(o.name, f.name): f.dtype for o in resolved.on_demand for f in o.schema})
+    features = [pa.field(name, ARROW_TYPES[dtypes[ref]]) for ref, name in names.items()]
+    return pa.schema([*entity.schema, *features])
+
+
+def historical_batches(
+    entity: pa.Table, resolved: Resolved, *, timestamp_field: str, names: Mapping[tuple[str, str], str]
+) -> Iterator[pa.RecordBatch]:
+    """The point-in-time join streamed in batches, on-demand features computed batch by batch."""
+    schema = output_schema(entity, resolved, names)
     con = connect()
     try:
-        reader = historical_reader(con, entity, timestamp_field, resolved.fetch)
-        batches = []
-        for batch in reader:
-            request = pa.Table.from_batches([batch])
+        offset = 0
+        for batch in historical_reader(con, entity, timestamp_field, resolved.fetch):
+            # DuckDB answers in the entity frame's order, so a batch is the next slice of it.
+            if batch.num_rows and batch.column(0)[0].as_py() != offset:
+                raise RuntimeError(f"point-in-time join returned row {batch.column(0)[0]} where {offset} was due")
+            request = entity.slice(offset, batch.num_rows)
+            offset += batch.num_rows
             fetched = _batch_columns(batch, resolved, request)
-            arrays = [batch.column(c) for c in entity.column_names] + [fetched[ref] for ref in names]
-            batches.append(pa.RecordBatch.from_arrays(arrays, names=[*entity.column_names, *names.values()]))
+            features = [fetched[ref].cast(schema.field(name).type) for ref, name in names.items()]
+            yield from pa.Table.from_arrays([*request.columns, *features], schema=schema).to_batches()
     finally:
         con.close()
-    if not batches:
-        empty = [pa.array([], t) for t in entity.schema.types]
-        return pa.table(empty, names=entity.column_names)
-    return pa.Table.from_batches(batches)
+
+
+def historical(
+    entity: pa.Table, resolved: Resolved, *, timestamp_field: str, full_feature_names: bool
+) -> pa.RecordBatchReader:
+    """The training frame as a stream of record batches (the DuckDB connection lives as long)."""
+    names = output_names(resolved, entity.column_names, full_feature_names)
+    batches = historical_batches(entity, resolved, timestamp_field=timestamp_field, names=names)
+    return pa.RecordBatchReader.from_batches(output_schema(entity, resolved, names), batches)
 
 
 def materialize(

@@ -297,16 +297,22 @@ class FeatureStore:
         a dataset (``dataset_name``, the service's name or ``training-features``) and the
         features used are recorded on the run.
 
+        ``to`` is ``"pandas"``, ``"arrow"`` (a Table) or ``"batches"``: a
+        ``pyarrow.RecordBatchReader`` that streams the frame without holding it (not logged).
+
         Example:
             >>> store.get_historical_features(entity_df, ["activity:clicks_7d"])  # doctest: +SKIP
         """
         from shipyard.features._store_ops import historical
 
-        if to not in ("pandas", "arrow"):
-            raise InvalidInputError(f"to must be 'pandas' or 'arrow', got {to!r}", field="to")
+        if to not in ("pandas", "arrow", "batches"):
+            raise InvalidInputError(f"to must be 'pandas', 'arrow' or 'batches', got {to!r}", field="to")
         entity = to_arrow(entity_df, what="entity_df")
         resolved = self.resolve(features)
-        table = historical(entity, resolved, timestamp_field=timestamp_field, full_feature_names=full_feature_names)
+        reader = historical(entity, resolved, timestamp_field=timestamp_field, full_feature_names=full_feature_names)
+        if to == "batches":
+            return reader
+        table = reader.read_all()
         service = features.name if isinstance(features, FeatureService) else None
         self._log_to_run(table, resolved, dataset_name or service or "training-features")
         return table if to == "arrow" else table.to_pandas()
