@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -139,6 +140,35 @@ def test_plain_json_route(url: str, churn: tuple[pd.DataFrame, Any], classifier:
     assert "/v2/models/{name}/infer" in spec["paths"]
 
 
+def test_predict_body_is_a_request_schema_in_openapi(url: str) -> None:
+    with httpx.Client(base_url=url) as http:
+        spec = http.get("/openapi.json").json()
+    route = spec["paths"]["/models/{name}/predict"]["post"]
+    assert '"records"' in route["description"]
+    schema = route["requestBody"]["content"]["application/json"]["schema"]
+    name = schema["$ref"].rpartition("/")[2]
+    body = spec["components"]["schemas"][name]
+    assert {"records", "columns", "data"} <= body["properties"].keys()
+    assert body["properties"]["records"]["anyOf"][0]["type"] == "array"
+
+
+def test_docs_work_offline(url: str) -> None:
+    import re
+
+    with httpx.Client(base_url=url) as http:
+        page = http.get("/docs")
+        assert page.status_code == 200
+        assert "http://" not in page.text
+        assert "https://" not in page.text
+        assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+        assert {a.rpartition("/")[2] for a in assets} >= {"swagger-ui-bundle.js", "swagger-ui.css"}
+        for asset in assets:
+            answer = http.get(asset)
+            assert answer.status_code == 200, asset
+            assert answer.content, asset
+        assert "'/openapi.json'" in page.text or '"/openapi.json"' in page.text
+
+
 def test_unknown_route_and_model(url: str) -> None:
     with httpx.Client(base_url=url) as http:
         route = http.get("/nowhere")
@@ -151,14 +181,60 @@ def test_unknown_route_and_model(url: str) -> None:
     assert meta.status_code == 404
 
 
-def test_binary_bytes_round_trip() -> None:
+REFERENCE_TENSORS = [
+    ("s", "BYTES", np.array(["a", "", "ünï"], dtype=object)),
+    ("f", "FP32", np.array([[1.5, -2.0], [0.25, 1e30]], dtype=np.float32)),
+    ("i", "INT64", np.array([-(2**62), 0, 7], dtype=np.int64)),
+    ("b", "BOOL", np.array([True, False, True])),
+    ("h", "FP16", np.array([0.5, -1.0], dtype=np.float16)),
+]
+
+
+@pytest.mark.parametrize(("name", "datatype", "array"), REFERENCE_TENSORS, ids=[t[1] for t in REFERENCE_TENSORS])
+def test_binary_tensors_match_tritonclient(name: str, datatype: str, array: np.ndarray[Any, Any]) -> None:
+    import tritonclient.http as triton
+
+    from shipyard.serving import protocol_v2 as v2
     from shipyard.serving._binary import decode_tensor, encode_tensor
 
-    values = np.array(["a", "", "ünï"], dtype=object)
-    decoded = decode_tensor("s", "BYTES", [3], encode_tensor(values, "BYTES"))
-    assert [v.decode() for v in decoded] == ["a", "", "ünï"]
-    floats = np.array([1.5, -2.0], dtype=np.float32)
-    np.testing.assert_array_equal(decode_tensor("f", "FP32", [2], encode_tensor(floats, "FP32")), floats)
+    # what tritonclient sends for this tensor: the request body's bytes after the JSON header
+    tensor = triton.InferInput(name, list(array.shape), datatype)
+    tensor.set_data_from_numpy(array, binary_data=True)
+    body, json_size = triton.InferenceServerClient.generate_request_body([tensor])
+    reference = bytes(body[json_size:])
+    assert encode_tensor(array, datatype) == reference
+    decoded = decode_tensor(name, datatype, list(array.shape), reference)
+    expected = np.array([v.encode() for v in array], dtype=object) if datatype == "BYTES" else array
+    np.testing.assert_array_equal(decoded, expected)
+    # and tritonclient reads a response the server would send with this output in binary
+    header, chunks = v2.infer_response(
+        model="m", version=1, request_id="r", tensors=[(name, array)], requested=None, binary_all=True
+    )
+    head = orjson.dumps(header)
+    result = triton.InferResult.from_response_body(b"".join([head, *chunks]), header_length=len(head))
+    np.testing.assert_array_equal(result.as_numpy(name), expected)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [[2**40, 2**40], [0, 2**62], [2**63], [-1], [1.5], "3", [1] * 40],
+    ids=["product", "zero-and-huge", "over-int64", "negative", "float", "not-a-list", "too-many-dims"],
+)
+@pytest.mark.parametrize("binary", [False, True], ids=["json", "binary"])
+def test_v2_refuses_unusable_shapes(url: str, shape: Any, binary: bool) -> None:
+    item: dict[str, Any] = {"name": "tenure", "shape": shape, "datatype": "INT64"}
+    if binary:
+        item["parameters"] = {"binary_data_size": 8}
+    else:
+        item["data"] = [3]
+    header = orjson.dumps({"inputs": [item]})
+    content = header + (np.array([3], dtype="<i8").tobytes() if binary else b"")
+    headers = {"Inference-Header-Content-Length": str(len(header))} if binary else {}
+    with httpx.Client(base_url=url) as http:
+        answer = http.post("/v2/models/churn/infer", content=content, headers=headers)
+    assert answer.status_code == 400, answer.text
+    assert "input 'tenure'" in answer.json()["error"]
+    assert "shape" in answer.json()["error"]
 
 
 def test_string_columns_through_v2_bytes(store: Settings) -> None:

@@ -9,6 +9,7 @@ and that many bytes. Responses use the same layout for outputs asked for in bina
 
 from __future__ import annotations
 
+import math
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -19,6 +20,10 @@ from shipyard.errors import InvalidInputError
 from shipyard.serving.validation import Array
 
 HEADER = "inference-header-content-length"
+# No request body under the size limit holds more; and a bound on the product of every
+# dimension (zeros counted as one) keeps numpy's reshape from overflowing its index type.
+MAX_ELEMENTS = 2**31 - 1
+MAX_DIMENSIONS = 32
 NUMPY_TYPES = {
     "BOOL": np.bool_,
     "UINT8": np.uint8,
@@ -56,13 +61,31 @@ def split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     return body[:size], body[size:]
 
 
+def shape_problem(name: str, shape: Any) -> str | None:
+    """What is wrong with a tensor's declared ``shape``, or ``None`` when it is usable.
+
+    Checked before any arithmetic on it: a shape is a short list of non-negative
+    integers whose dimensions multiply to at most ``MAX_ELEMENTS``.
+    """
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        return f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}"
+    if len(shape) > MAX_DIMENSIONS:
+        return f"input {name!r}: 'shape' has {len(shape)} dimensions, at most {MAX_DIMENSIONS} are accepted"
+    if math.prod(max(d, 1) for d in shape) > MAX_ELEMENTS:
+        return f"input {name!r}: shape {shape} is too large (at most {MAX_ELEMENTS} elements)"
+    return None
+
+
 def decode_tensor(name: str, datatype: str, shape: Sequence[int], chunk: bytes) -> Array:
     """One input's binary bytes as an array of ``shape``.
 
     Raises:
-        InvalidInputError: the byte count does not fit the shape and datatype.
+        InvalidInputError: the shape is unusable, or the byte count does not fit the shape and datatype.
     """
-    count = int(np.prod(shape)) if shape else 1
+    problem = shape_problem(name, list(shape))
+    if problem is not None:
+        raise InvalidInputError(problem, field=name)
+    count = math.prod(shape)
     if datatype == "BYTES":
         values = _split_bytes(name, chunk)
         if len(values) != count:

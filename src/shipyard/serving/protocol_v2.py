@@ -14,14 +14,15 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from shipyard.errors import InvalidInputError, SchemaMismatchError
 from shipyard.registry.models import Signature
-from shipyard.serving._binary import NUMPY_TYPES, decode_tensor, encode_tensor
+from shipyard.serving._binary import NUMPY_TYPES, decode_tensor, encode_tensor, shape_problem
 from shipyard.serving.validation import Array, positional
 
 DATATYPES = (*NUMPY_TYPES, "BYTES")
@@ -69,9 +70,11 @@ def _tensor(item: Mapping[str, Any], chunk: bytes | None, problems: list[str]) -
     if not isinstance(name, str) or not name:
         problems.append(f"every input needs a 'name', got {name!r}")
         return "", None
-    if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-        problems.append(f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r}")
+    problem = shape_problem(name, shape)
+    if problem is not None:
+        problems.append(problem)
         return name, None
+    shape = cast(list[int], shape)
     if datatype not in DATATYPES:
         problems.append(f"input {name!r}: 'datatype' must be one of {', '.join(DATATYPES)}, got {datatype!r}")
         return name, None
@@ -85,7 +88,7 @@ def _tensor(item: Mapping[str, Any], chunk: bytes | None, problems: list[str]) -
     except ValueError:
         problems.append(f"input {name!r}: 'data' is ragged")
         return name, None
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     if array.size != count:
         problems.append(f"input {name!r}: shape {shape} holds {count} elements, 'data' has {array.size}")
         return name, None
