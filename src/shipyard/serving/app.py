@@ -42,6 +42,7 @@ from shipyard.serving.routing import Deployment, end_runs, load_deployments
 from shipyard.tracking.api import HasStores, resolve_stores
 
 logger = logging.getLogger("shipyard.serving")
+DOCS_ASSETS = "/docs/assets"
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorBody, "description": "Malformed request or input not matching the signature"},
     404: {"model": schemas.ErrorBody, "description": "No such model or version"},
@@ -87,6 +88,8 @@ def create_app(
         title="shipyard model server",
         description="Open Inference Protocol v2 and a plain JSON route for the models served here.",
         lifespan=lifespan,
+        docs_url=None,  # served by _docs from the package's own Swagger UI files, not a CDN
+        redoc_url=None,
     )
     app.state.serving = state
     app.add_middleware(AccessLog)
@@ -94,6 +97,7 @@ def create_app(
     _v2_routes(app, state)
     _other_routes(app, state)
     _fast_data_routes(app, state)
+    _docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -219,6 +223,14 @@ def _other_routes(app: FastAPI, state: h.ServingState) -> None:
         openapi_extra=_body(schemas.PredictRequest),
     )
     async def predict(name: str, request: Request) -> Response:
+        """Predict on rows given as JSON: one prediction per row, in order.
+
+        The body is either ``{"records": [{"tenure": 3, "charges": 70.5}, ...]}`` (one object
+        per row) or ``{"columns": ["tenure", "charges"], "data": [[3, 70.5], ...]}`` (one list
+        per row; ``columns`` may be left out to mean the signature's order). Columns must match
+        the model's signature (see ``GET /v2/models/{name}``); a mismatch is answered 422 with
+        one entry in ``problems`` per offending column.
+        """
         return await h.predict(state, request, name)
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
@@ -254,6 +266,25 @@ def _fast_data_routes(app: FastAPI, state: h.ServingState) -> None:
         Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
     ]
+
+
+def _docs(app: FastAPI) -> None:
+    """``/docs`` from the Swagger UI files the ``swagger-ui-bundle`` package ships: it works offline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title}: API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
