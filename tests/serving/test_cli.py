@@ -72,6 +72,35 @@ def test_serve_with_two_workers(store: Settings, tmp_path: Path) -> None:
     assert {r.status for r in runs} == {"finished"}
 
 
+def test_sigterm_ends_one_worker_serving_runs_finished(store: Settings, tmp_path: Path) -> None:
+    log_constant_model(1.0, alias="champion")
+    port = free_port()
+    log = tmp_path / "server.log"
+    script = Path(sys.executable).parent / "shipyard"  # the installed console script, as a user runs it
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(script), "serve", "toy@champion", "--port", str(port), "--poll-interval", "0"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
+    try:
+        _wait_listening(proc, port, log)
+        answer = httpx.post(f"http://127.0.0.1:{port}/models/toy/predict", json={"records": [ROW]}, timeout=10)
+        assert answer.json()["predictions"] == [1.0]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 0, log.read_text()
+    stores = open_stores(store)
+    experiment = stores.runs.get_experiment("serving")
+    runs = stores.runs.search_runs([experiment.id], filter=None, order_by=[], max_results=10, page_token=None).items
+    assert [(r.name, r.status) for r in runs] == [("toy@champion", "finished")]
+    # the prediction made before the signal was written to the run's log on the way out
+    artifacts = stores.runs.list_artifacts(runs[0].id)
+    assert any(a.path.startswith("predictions/") for a in artifacts)
+
+
 def test_serve_refuses_bad_arguments(store: Settings) -> None:
     from shipyard.cli.serve import serve
     from shipyard.errors import InvalidInputError, NotFoundError

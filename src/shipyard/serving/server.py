@@ -12,15 +12,18 @@ swaps on its own; a version loaded after the fork is held by each worker separat
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import logging
 import os
 import signal
 import socket
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 from shipyard.serving._models import StoresClient
 from shipyard.serving.metrics import MULTIPROC_ENV, ServerMetrics
@@ -69,7 +72,8 @@ def serve(
             stores.close()  # no database connection may cross the fork
             gc.collect()
             gc.freeze()
-            _supervise(workers, lambda: _run_worker(config, stores, deployments, metrics, sock, None), on_ready)
+            run = functools.partial(_run_worker, config, stores, deployments, metrics, sock, None, forked=True)
+            _supervise(workers, run, on_ready)
     finally:
         sock.close()
         end_runs(deployments, stores)
@@ -103,6 +107,8 @@ def _run_worker(
     metrics: ServerMetrics,
     sock: socket.socket,
     on_ready: Callable[[], None] | None,
+    *,
+    forked: bool = False,
 ) -> None:
     import uvicorn
 
@@ -129,12 +135,38 @@ def _run_worker(
     server = uvicorn.Server(server_config)
     if on_ready is not None:
         _notify_when_started(server, on_ready)
-    server.run(sockets=[sock])
+    if forked:
+        server.run(sockets=[sock])  # signals: the supervisor's SIGTERM, uvicorn's own handling
+        return
+    with _graceful_signals(server):
+        server.run(sockets=[sock])
+
+
+@contextlib.contextmanager
+def _graceful_signals(server: Any) -> Iterator[None]:
+    """Let SIGINT/SIGTERM stop ``server`` gracefully and then return, so the caller can end the runs.
+
+    uvicorn re-raises the signal it caught once it has shut down, which, under the default
+    handlers, kills the process before ``serve`` marks its prediction-log runs finished
+    (they were then found ``failed`` when their heartbeat lapsed). Under this handler the
+    re-raised signal asks for the exit that has already happened.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _notify_when_started(server: object, on_ready: Callable[[], None]) -> None:
-    import threading
-
     def wait() -> None:
         while not getattr(server, "started", False) and not getattr(server, "should_exit", False):
             time.sleep(0.05)
