@@ -154,3 +154,25 @@ def materialize_command(
             records = store.materialize(_parse_time(start, "--start"), end_time, views=views, progress=progress)
     for r in records:
         console.print(f"{escape(r.view)}: {r.rows} entities, latest event {when(r.max_event_time)}")
+
+
+@app.command("ingest")
+def ingest_command(
+    stream: Annotated[str, typer.Option("--stream", help="redis://HOST[:PORT][/DB]/STREAM")],
+    view: Annotated[str, typer.Option("--view", help="the feature view the entries belong to")],
+    group: Annotated[str, typer.Option("--group", help="Redis consumer group")] = "shipyard-features",
+    consumer: Annotated[str | None, typer.Option("--consumer", help="consumer name (default: per host)")] = None,
+    max_messages: Annotated[int | None, typer.Option("--max-messages", help="stop after this many entries")] = None,
+) -> None:
+    """Push a Redis Stream's entries to the online store continuously (at-least-once; Ctrl-C stops)."""
+    from shipyard.features.stream import IngestStats, ingest_stream
+
+    console = _console()
+
+    def report(stats: IngestStats) -> None:
+        console.print(f"pushed {stats.pushed}, dead-lettered {stats.dead}")
+
+    stats = ingest_stream(
+        _store(), stream, view=view, group=group, consumer=consumer, max_messages=max_messages, on_batch=report
+    )
+    console.print(f"done: pushed {stats.pushed}, dead-lettered {stats.dead}")
