@@ -154,3 +154,21 @@ def test_a_forced_schema_change_drops_online_values_and_progress_is_reported(
     [record] = feature_store.materialize_incremental(end=ts(20))
     assert record.rows == 3  # from the start again
     assert feature_store.get_online_features({"user_id": [1]}, ["activity:clicks"]).to_dict()["clicks"] == [30]
+
+
+def test_push_to_both_stores_reaches_training_frames_and_online_reads(
+    feature_store: FeatureStore, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    view = activity(make_source("parquet-folder", EVENTS, tmp_path, request), ttl=None)
+    feature_store.apply([view])
+    fresh = pd.DataFrame({"user_id": [5], "ts": [ts(6)], "created": [ts(6)], "clicks": [7], "sessions": [8]})
+    assert feature_store.push("activity", fresh, to="both") == 1
+    entity_df = pd.DataFrame({"user_id": [5, 5], "event_timestamp": [ts(5), ts(7)]})
+    offline = feature_store.get_historical_features(entity_df, ["activity:clicks"])
+    assert offline["clicks"].tolist()[1] == 7.0
+    assert pd.isna(offline["clicks"].tolist()[0])
+    assert feature_store.get_online_features({"user_id": [5]}, ["activity:clicks"]).to_dict()["clicks"] == [7.0]
+
+    single_file = activity(make_source("parquet", EVENTS, tmp_path, request))
+    with pytest.raises(InvalidInputError, match="must be a FileSource over a folder"):
+        feature_store.push(single_file, fresh, to="offline")

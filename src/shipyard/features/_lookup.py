@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -137,3 +139,35 @@ def push_rows(online: OnlineStore, view: FeatureView, table: pa.Table) -> int:
     ]
     online.write(view.name, rows)
     return len(rows)
+
+
+def push_offline(view: FeatureView, table: pa.Table) -> Path:
+    """Add the rows as a new Parquet file in the folder the view's FileSource reads."""
+    import pyarrow.parquet as pq
+
+    from shipyard.features.sources import FileSource
+
+    source = view.source
+    folder = None
+    if isinstance(source, FileSource) and source.file_format == "parquet":
+        folder = Path(source.path)
+        if not folder.is_dir() and "*" in folder.name and "*" not in str(folder.parent):
+            folder = folder.parent  # a glob such as data/*.parquet: the new file matches it
+    if folder is None or not folder.is_dir():
+        raise InvalidInputError(
+            f"cannot push offline to feature view {view.name!r}: its source must be a FileSource over a folder "
+            "(or a glob) of Parquet files",
+            field="to",
+        )
+    columns = [*view.join_keys, view.timestamp_field]
+    if view.created_timestamp_field and view.created_timestamp_field in table.column_names:
+        columns.append(view.created_timestamp_field)
+    typed = check_push(view, table)
+    out = pa.table([*(table.column(c) for c in columns), *typed.columns], names=[*columns, *typed.column_names])
+    name = f"push-{time.time_ns()}-{uuid.uuid4().hex[:8]}"
+    # Written under a name the source does not read, then renamed: readers never see half a file.
+    tmp = folder / f".{name}.tmp"
+    pq.write_table(out, tmp)
+    final = folder / f"{name}.parquet"
+    tmp.rename(final)
+    return final

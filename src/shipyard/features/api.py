@@ -381,12 +381,23 @@ class FeatureStore:
         entity = to_arrow(entity_rows, what="entity_rows")
         return online_features(self.online, entity, self.resolve(features), full_feature_names=full_feature_names)
 
-    def push(self, feature_view: str | FeatureView, df: Any) -> int:
-        """Write fresh rows of a view to the online store; a wrong column type writes nothing."""
-        from shipyard.features._lookup import push_rows
+    def push(self, feature_view: str | FeatureView, df: Any, *, to: str = "online") -> int:
+        """Write fresh rows of a view to the online store, the offline store, or both.
 
+        Every column is checked first: a missing column or a wrong type writes nothing.
+        ``to="offline"``/``"both"`` adds a Parquet file to the view's source, which must be
+        a :class:`FileSource` over a folder (or a glob) of Parquet files.
+        """
+        from shipyard.features._lookup import check_push, push_offline, push_rows
+
+        if to not in ("online", "offline", "both"):
+            raise InvalidInputError(f"to must be 'online', 'offline' or 'both', got {to!r}", field="to")
         view = feature_view if isinstance(feature_view, FeatureView) else self.get_feature_view(feature_view)
-        return push_rows(self.online, view, to_arrow(df, what="df"))
+        table = to_arrow(df, what="df")
+        check_push(view, table)
+        if to != "online":
+            push_offline(view, table)
+        return table.num_rows if to == "offline" else push_rows(self.online, view, table)
 
 
 def _expand(objects: Iterable[Definition]) -> list[Definition]:
