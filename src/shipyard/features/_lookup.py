@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from shipyard.errors import InvalidInputError
 from shipyard.features._arrow import ARROW_TYPES, decode_column, encode_rows, entity_keys, epoch_us
+from shipyard.features._offline import require_join_keys
 from shipyard.features._ondemand import compute
 from shipyard.features.models import FeatureView, OnDemandFeatureView
 from shipyard.features.online import OnlineRow, OnlineStore
@@ -53,13 +54,7 @@ def read_view(
     online: OnlineStore, view: FeatureView, entity: pa.Table, now_us: int
 ) -> tuple[dict[str, pa.Array], list[str]]:
     """The view's features for each entity row (nulls where missing or expired) and each row's status."""
-    missing = [k for k in view.join_keys if k not in entity.column_names]
-    if missing:
-        raise InvalidInputError(
-            f"entity rows have no join key {', '.join(map(repr, missing))} of feature view {view.name!r}; "
-            f"they have: {', '.join(entity.column_names)}",
-            field="entity_rows",
-        )
+    require_join_keys(view, entity, "entity_rows")
     rows = online.read(view.name, entity_keys(entity, view.join_keys))
     oldest = None if view.max_age is None else now_us - int(view.max_age.total_seconds() * 1_000_000)
     statuses: list[str] = []

@@ -111,6 +111,17 @@ def asof_rows_sql(view: FeatureView, alias: str, features: Sequence[str], types:
     )
 
 
+def require_join_keys(view: FeatureView, entity: pa.Table, what: str) -> None:
+    """Raise unless ``entity`` has every join key of ``view``."""
+    missing = [k for k in view.join_keys if k not in entity.column_names]
+    if missing:
+        raise InvalidInputError(
+            f"{what} has no join key {', '.join(map(repr, missing))} of feature view {view.name!r}; "
+            f"its columns are: {', '.join(entity.column_names)}",
+            field=what,
+        )
+
+
 def historical_reader(
     con: duckdb.DuckDBPyConnection,
     entity: pa.Table,
@@ -130,13 +141,7 @@ def historical_reader(
             f"entity frame column {timestamp_field!r} must hold timestamps, got {ts_type}", field="entity_df"
         )
     for view, _ in fetch:
-        missing = [k for k in view.join_keys if k not in entity.column_names]
-        if missing:
-            raise InvalidInputError(
-                f"entity frame has no join key {', '.join(map(repr, missing))} of feature view {view.name!r}; "
-                f"its columns are: {', '.join(entity.column_names)}",
-                field="entity_df",
-            )
+        require_join_keys(view, entity, "entity_df")
     con.register("__entity", entity.append_column(ROW, pa.array(range(entity.num_rows), pa.int64())))
     ets = micros(timestamp_field, "DATE" if pa.types.is_date(ts_type) else "TIMESTAMP")
     eord = f"({ets})::HUGEINT * {_SLOT} + {_SLOT - 1}"

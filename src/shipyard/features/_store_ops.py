@@ -17,7 +17,8 @@ from shipyard.features.online import OnlineStore
 from shipyard.store.entities import Materialization
 
 if TYPE_CHECKING:
-    from shipyard.features.api import FeatureStore, Resolved
+    from shipyard.features._resolve import Resolved
+    from shipyard.features.api import FeatureStore
 
 
 def output_names(resolved: Resolved, taken: Sequence[str], full_feature_names: bool) -> dict[tuple[str, str], str]:

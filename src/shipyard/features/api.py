@@ -23,7 +23,8 @@ import pyarrow as pa
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.features import _specs
 from shipyard.features._arrow import to_arrow
-from shipyard.features.models import Definition, Entity, FeatureService, FeatureView, OnDemandFeatureView, parse_ref
+from shipyard.features._resolve import Features, Resolved, expand, resolve_refs
+from shipyard.features.models import Definition, FeatureService, FeatureView
 from shipyard.features.online import OnlineStore, open_online_store
 from shipyard.store import Stores
 from shipyard.store.entities import FeatureDefinition, Materialization
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from shipyard.features._lookup import OnlineResponse
 
 ONLINE_ENV = "SHIPYARD_ONLINE_STORE"
-Features = Sequence[str] | FeatureService
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +45,6 @@ class Change:
     action: str
     version: int | None
     breaking: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """Feature refs resolved to definitions: what to fetch per view and what to compute on demand."""
-
-    refs: tuple[tuple[str, str], ...]
-    fetch: tuple[tuple[FeatureView, tuple[str, ...]], ...]
-    on_demand: tuple[OnDemandFeatureView, ...]
 
 
 def default_online_uri(stores: Stores) -> str:
@@ -127,7 +118,7 @@ class FeatureStore:
         """What :meth:`apply` would store, and which changes would break readers."""
         latest = {(d.kind, d.name): d for d in self._stores.features.latest_feature_definitions()}
         changes = []
-        for obj in _expand(objects):
+        for obj in expand(objects):
             kind, spec = _specs.kind_of(obj), _specs.to_spec(obj)
             old = latest.get((kind, obj.name))
             if old is None:
@@ -151,7 +142,7 @@ class FeatureStore:
             ConflictError: a breaking change without ``force``.
             InvalidInputError: a service names a feature no view has.
         """
-        objects = _expand(objects)
+        objects = expand(objects)
         changes = self.plan(objects)
         breaking = [f"{c.kind} {c.name!r}: {', '.join(c.breaking)}" for c in changes if c.breaking]
         if breaking and not force:
@@ -239,43 +230,7 @@ class FeatureStore:
 
     def resolve(self, features: Features) -> Resolved:
         """Resolve refs (or a service) to the views to read and the on-demand views to run."""
-        if isinstance(features, FeatureService):
-            refs = features.refs
-        elif isinstance(features, str) or not isinstance(features, Sequence) or not features:
-            raise InvalidInputError(
-                f"features must be a non-empty list of 'view:feature' refs or a FeatureService, got {features!r}",
-                field="features",
-            )
-        else:
-            refs = tuple(features)
-        defs = self._definitions()
-        parsed = [parse_ref(r) for r in refs]
-        views_and_odfvs = [o for o in defs.values() if isinstance(o, (FeatureView, OnDemandFeatureView))]
-        known = sorted(f"{o.name}:{f}" for o in views_and_odfvs for f in o.features)
-        fetch: dict[str, list[str]] = {}
-        odfvs: dict[str, OnDemandFeatureView] = {}
-        for view_name, feature in parsed:
-            obj = defs.get((_specs.VIEW, view_name)) or defs.get((_specs.ON_DEMAND, view_name))
-            if not isinstance(obj, (FeatureView, OnDemandFeatureView)) or feature not in obj.features:
-                raise InvalidInputError(
-                    f"unknown feature {view_name}:{feature}; known features: {', '.join(known) or 'none'}",
-                    field="features",
-                )
-            if isinstance(obj, FeatureView):
-                fetch.setdefault(view_name, [])
-                if feature not in fetch[view_name]:
-                    fetch[view_name].append(feature)
-            else:
-                odfvs[view_name] = obj
-                for source in obj.sources:
-                    wanted = fetch.setdefault(source.name, [])
-                    wanted.extend(f for f in source.features if f not in wanted)
-        views = {name: defs[(_specs.VIEW, name)] for name in fetch}
-        return Resolved(
-            tuple(dict.fromkeys(parsed)),
-            tuple((views[n], tuple(fs)) for n, fs in fetch.items()),  # type: ignore[misc]
-            tuple(odfvs.values()),
-        )
+        return resolve_refs(self._definitions(), features)
 
     # -- offline, materialization, online: in _store_ops to keep this module readable ----------
 
@@ -398,26 +353,3 @@ class FeatureStore:
         if to != "online":
             push_offline(view, table)
         return table.num_rows if to == "offline" else push_rows(self.online, view, table)
-
-
-def _expand(objects: Iterable[Definition]) -> list[Definition]:
-    """The definitions plus the entities and views they reference, each once, checked."""
-    out: dict[tuple[str, str], Definition] = {}
-
-    def add(obj: Definition) -> None:
-        key = (_specs.kind_of(obj), obj.name)
-        if key in out and out[key] != obj:
-            raise InvalidInputError(f"two different {key[0]} definitions are named {obj.name!r}", field="objects")
-        out[key] = obj
-
-    for obj in objects:
-        if not isinstance(obj, (Entity, FeatureView, OnDemandFeatureView, FeatureService)):
-            raise InvalidInputError(
-                f"apply takes Entity, FeatureView, OnDemandFeatureView and FeatureService objects, got {obj!r}",
-                field="objects",
-            )
-        if isinstance(obj, FeatureView):
-            for entity in obj.entities:
-                add(entity)
-        add(obj)
-    return list(out.values())

@@ -80,9 +80,16 @@ def _check_text(kind: str, name: str, what: str, value: object) -> None:
         raise InvalidInputError(f"{kind} {name!r}: {what} must be a string, got {value!r}", field=what)
 
 
-def _check_tags(kind: str, name: str, tags: object) -> None:
+def _check_about(kind: str, obj: Any) -> None:
+    """Check the owner, description and tags every definition carries; keep a copy of the tags."""
+    for what in ("owner", "description"):
+        _check_text(kind, obj.name, what, getattr(obj, what))
+    tags = obj.tags
     if not isinstance(tags, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in tags.items()):
-        raise InvalidInputError(f"{kind} {name!r}: tags must be a mapping of str to str, got {tags!r}", field="tags")
+        raise InvalidInputError(
+            f"{kind} {obj.name!r}: tags must be a mapping of str to str, got {tags!r}", field="tags"
+        )
+    object.__setattr__(obj, "tags", dict(tags))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +136,7 @@ class Entity:
         for key in keys:
             check_name(f"entity {self.name!r}", key, "join_keys")
         object.__setattr__(self, "join_keys", tuple(keys))
-        for what in ("description", "owner"):
-            _check_text("entity", self.name, what, getattr(self, what))
-        _check_tags("entity", self.name, self.tags)
-        object.__setattr__(self, "tags", dict(self.tags))
+        _check_about("entity", self)
 
 
 def _check_schema(kind: str, name: str, schema: object, what: str = "schema") -> tuple[Field, ...]:
@@ -206,10 +210,7 @@ class FeatureView:
         if created is not None:
             check_name(where, created, "created_timestamp_field")
         object.__setattr__(self, "created_timestamp_field", created)
-        for what in ("owner", "description"):
-            _check_text("feature view", self.name, what, getattr(self, what))
-        _check_tags("feature view", self.name, self.tags)
-        object.__setattr__(self, "tags", dict(self.tags))
+        _check_about("feature view", self)
         clash = set(self.join_keys) & ({f.name for f in self.schema} | {ts})
         if clash:
             raise InvalidInputError(
@@ -266,10 +267,7 @@ class OnDemandFeatureView:
         inputs = [f for v in self.sources for f in v.features] + [f.name for f in request]
         if len(set(inputs)) != len(inputs):
             raise InvalidInputError(f"{where}: its inputs name a column twice: {inputs}", field="sources")
-        for what in ("owner", "description"):
-            _check_text("on-demand feature view", self.name, what, getattr(self, what))
-        _check_tags("on-demand feature view", self.name, self.tags)
-        object.__setattr__(self, "tags", dict(self.tags))
+        _check_about("on-demand feature view", self)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -337,10 +335,7 @@ class FeatureService:
                     f"feature service {self.name!r}: {item!r} is not a view or a 'view:feature' ref", field="features"
                 )
         object.__setattr__(self, "features", tuple(self.features))
-        for what in ("owner", "description"):
-            _check_text("feature service", self.name, what, getattr(self, what))
-        _check_tags("feature service", self.name, self.tags)
-        object.__setattr__(self, "tags", dict(self.tags))
+        _check_about("feature service", self)
 
     @property
     def refs(self) -> tuple[str, ...]:
