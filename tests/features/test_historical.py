@@ -143,3 +143,51 @@ def test_batches_stream_the_same_frame_and_an_empty_entity_frame_keeps_the_colum
     empty = store.get_historical_features(entity_frame().iloc[:0], ["activity:clicks"], to="arrow")
     assert empty.num_rows == 0
     assert empty.column_names == ["user_id", "event_timestamp", "label", "clicks"]
+
+
+def test_several_views_composite_keys_and_time_zones(
+    settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import datetime as dt
+
+    from shipyard.client import Client
+    from shipyard.features import DataFrameSource, Entity, FeatureView, Field
+
+    store = FeatureStore(client=Client(settings=settings))
+    clicks = activity(make_source("parquet", EVENTS, tmp_path, request))
+    shop = Entity("shop", join_keys=["shop_id"])
+    spend = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2],
+            "shop_id": ["a", "b", "a"],
+            "at": [ts(1), ts(1), ts(1)],
+            "clicks": [100.0, 200.0, 300.0],
+        }
+    )
+    per_shop = FeatureView(
+        "spend",
+        entities=[USER, shop],
+        schema=[Field("clicks", "float")],
+        source=DataFrameSource(spend, timestamp_field="at"),
+    )
+    store.apply([clicks, per_shop])
+    plus_two = dt.timezone(dt.timedelta(hours=2))
+    entity_df = pd.DataFrame(
+        {
+            "user_id": [1, 1, 2],
+            "shop_id": ["b", "a", "b"],
+            # 3 Jan 02:00 at UTC+2 is 3 Jan 00:00 UTC: the tie's winner, not the 1 Jan value.
+            "event_timestamp": [dt.datetime(2026, 1, 3, 2, tzinfo=plus_two)] * 3,
+        }
+    )
+    refs = ["activity:clicks", "spend:clicks"]
+    with pytest.raises(InvalidInputError, match="full_feature_names=True"):
+        store.get_historical_features(entity_df, refs)
+    frame = store.get_historical_features(entity_df, refs, full_feature_names=True)
+    assert frame["activity__clicks"].tolist() == [30.0, 30.0, 2.0]
+    assert frame["spend__clicks"].tolist()[:2] == [200.0, 100.0]
+    assert pd.isna(frame["spend__clicks"].tolist()[2])  # user 2 never spent at shop b
+    store.materialize(end=ts(5))
+    got = store.get_online_features({"user_id": [1, 2], "shop_id": ["b", "b"]}, ["spend:clicks"])
+    assert got.to_dict()["clicks"] == [200.0, None]
+    store.close()
