@@ -71,3 +71,23 @@ def test_a_service_must_name_known_features(settings: Settings, tmp_path: Path) 
         store.apply([view, FeatureService("churn", features=["activity:nope"])])
     store.apply([view, FeatureService("churn", features=[view])])
     assert store.get_feature_service("churn").refs == ("activity:clicks",)
+
+
+def test_apply_takes_what_an_on_demand_view_or_service_references(settings: Settings, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from shipyard.client import Client
+    from shipyard.features import on_demand
+
+    view = _view(tmp_path, [Field("clicks", "float")])
+
+    @on_demand(sources=[view], schema=[Field("double_clicks", "float")])
+    def double_clicks(df: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame({"double_clicks": df["clicks"] * 2})
+
+    store = FeatureStore(client=Client(settings=settings))
+    saved = store.apply([FeatureService("svc", features=[double_clicks])])
+    assert sorted(d.kind for d in saved) == ["entity", "feature_service", "feature_view", "on_demand_feature_view"]
+    other = _view(tmp_path, [Field("clicks", "float")], description="another activity")
+    with pytest.raises(InvalidInputError, match="two different feature_view definitions are named 'activity'"):
+        store.apply([other, double_clicks])

@@ -62,7 +62,11 @@ def resolve_refs(defs: Mapping[tuple[str, str], Definition], features: Features)
 
 
 def expand(objects: Iterable[Definition]) -> list[Definition]:
-    """The definitions plus the entities and views they reference, each once, checked."""
+    """The definitions plus the entities and views they reference, each once, checked.
+
+    A name given two different definitions (a view and an on-demand view built from an
+    older copy of it) is an error rather than a silent pick.
+    """
     out: dict[tuple[str, str], Definition] = {}
 
     def add(obj: Definition) -> None:
@@ -71,14 +75,27 @@ def expand(objects: Iterable[Definition]) -> list[Definition]:
             raise InvalidInputError(f"two different {key[0]} definitions are named {obj.name!r}", field="objects")
         out[key] = obj
 
+    def add_with_references(obj: Definition) -> None:
+        for referenced in _references(obj):
+            add_with_references(referenced)
+        add(obj)
+
     for obj in objects:
         if not isinstance(obj, (Entity, FeatureView, OnDemandFeatureView, FeatureService)):
             raise InvalidInputError(
                 f"apply takes Entity, FeatureView, OnDemandFeatureView and FeatureService objects, got {obj!r}",
                 field="objects",
             )
-        if isinstance(obj, FeatureView):
-            for entity in obj.entities:
-                add(entity)
-        add(obj)
+        add_with_references(obj)
     return list(out.values())
+
+
+def _references(obj: Definition) -> list[Definition]:
+    """The definitions ``obj`` names directly: a view's entities, an on-demand view's views, ..."""
+    if isinstance(obj, FeatureView):
+        return list(obj.entities)
+    if isinstance(obj, OnDemandFeatureView):
+        return list(obj.sources)
+    if isinstance(obj, FeatureService):
+        return [item for item in obj.features if not isinstance(item, str)]
+    return []

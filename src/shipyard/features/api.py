@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -91,6 +92,7 @@ class FeatureStore:
         self._stores = resolve_stores(client)
         self.online_uri = online_store or default_online_uri(self._stores)
         self._online: OnlineStore | None = None
+        self._lock = threading.Lock()
         self._live: dict[tuple[str, str], Definition] = {}
         self._cache: dict[tuple[str, str], Definition] | None = None
 
@@ -102,9 +104,10 @@ class FeatureStore:
     @property
     def online(self) -> OnlineStore:
         """The online store, opened on first use."""
-        if self._online is None:
-            self._online = open_online_store(self.online_uri)
-        return self._online
+        with self._lock:  # serving threads share one store
+            if self._online is None:
+                self._online = open_online_store(self.online_uri)
+            return self._online
 
     def close(self) -> None:
         """Close the online store's connections."""
