@@ -22,22 +22,28 @@ from shipyard.features.models import (
 )
 from shipyard.features.online import OnlineStore, open_online_store
 from shipyard.features.sources import DataFrameSource, DuckDBSource, FileSource, Source, SqlSource
+from shipyard.features.stream import IngestStats, ingest_stream
+from shipyard.store.entities import FeatureDefinition, Materialization
 
 __all__ = [
     "Change",
     "DataFrameSource",
     "DuckDBSource",
     "Entity",
+    "FeatureDefinition",
     "FeatureService",
     "FeatureStore",
     "FeatureView",
     "Field",
     "FileSource",
+    "IngestStats",
+    "Materialization",
     "OnDemandFeatureView",
     "OnlineResponse",
     "OnlineStore",
     "Source",
     "SqlSource",
+    "ingest_stream",
     "on_demand",
     "open_online_store",
     "parse_ttl",
