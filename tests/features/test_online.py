@@ -101,8 +101,9 @@ def test_push_with_a_type_mismatch_writes_nothing(
     assert got.statuses["sessions"] == ["missing", "missing"]
 
 
+@pytest.mark.parametrize("source_kind", ["parquet", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_train_serve_consistency_on_random_entities(
-    feature_store: FeatureStore, tmp_path: Path, request: pytest.FixtureRequest
+    source_kind: str, feature_store: FeatureStore, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     rng = random.Random(7)
     end = dt.datetime.now(dt.UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
@@ -114,7 +115,7 @@ def test_train_serve_consistency_on_random_entities(
             (rng.randint(1, 60), at, at + dt.timedelta(seconds=rng.randint(0, 3)), rng.random(), rng.randint(0, 9))
         )
     events = pd.DataFrame(rows, columns=["user_id", "ts", "created", "clicks", "sessions"])
-    view = activity(make_source("parquet", events, tmp_path, request), ttl="7d")
+    view = activity(make_source(source_kind, events, tmp_path, request), ttl="7d")
     ratio = _ratio(view)
     feature_store.apply([view, ratio, doubled])
     feature_store.materialize(end=end)
