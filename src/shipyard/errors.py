@@ -147,11 +147,14 @@ class TaskRunError(ShipyardError, RuntimeError):
 
 
 class FlowRunError(ShipyardError, RuntimeError):
-    """Calling a flow whose run did not succeed; ``run`` is the recorded ``FlowRun``."""
+    """Calling a flow whose run did not succeed; ``flow_run`` (alias ``run``) is the recorded
+    ``FlowRun`` and ``failed_tasks`` the keys of its failed task runs.
+    """
 
     code = "flow_failed"
     status = 500
 
-    def __init__(self, message: str, *, run: Any) -> None:
+    def __init__(self, message: str, *, run: Any, failed_tasks: tuple[str, ...] = ()) -> None:
         super().__init__(message, field="flow_run")
-        self.run = run
+        self.run = self.flow_run = run
+        self.failed_tasks = failed_tasks

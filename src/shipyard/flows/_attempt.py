@@ -50,6 +50,7 @@ class Attempt:
     track: TrackSpec | None = None
     finished: bool = False
     handle: Any = None
+    timer: int | None = None  # the executor's pending timeout call, cancelled when the attempt ends
 
     def sendable(self) -> Attempt:
         """A copy without what stays in this process (context, log sink, handle): for pickling."""

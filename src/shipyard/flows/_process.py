@@ -3,7 +3,10 @@
 Each worker is a spawned process (safe with threads, unlike fork) that receives one
 pickled attempt at a time over a pipe and sends back log lines as they are written and
 then the outcome. A timed-out or cancelled attempt is stopped by killing its worker; a
-fresh one replaces it on demand.
+fresh one replaces it on demand. A worker that dies (killed, crashed, out of memory) is
+noticed by its reader thread at once: the attempt it was running fails with the exit
+code, and the dead process is reaped and forgotten, so neither zombies nor dead entries
+pile up in a long-lived executor.
 """
 
 from __future__ import annotations
@@ -161,14 +164,7 @@ class ProcessPool:
             try:
                 message = worker.conn.recv()
             except (EOFError, OSError):
-                worker.dead = True
-                job, worker.busy = worker.busy, None
-                if job is not None:
-                    code = worker.process.exitcode
-                    job[3](
-                        failed(f"the worker process running task {job[0].key!r} died (exit code {code})", time.time())
-                    )
-                self._pump()
+                self._bury(worker)
                 return
             job = worker.busy
             if job is None:
@@ -187,6 +183,29 @@ class ProcessPool:
             self._release(worker)
             job[3](outcome)
 
+    def _bury(self, worker: _Worker) -> None:
+        """Forget a worker whose pipe closed: reap its process, fail its attempt, start the queue."""
+        with self._lock:
+            worker.dead = True
+            job, worker.busy = worker.busy, None
+            if worker in self._all:
+                self._all.remove(worker)
+            if worker in self._idle:
+                self._idle.remove(worker)
+        worker.process.join(timeout=5)  # reaps it: no zombie is left behind
+        with contextlib.suppress(OSError):
+            worker.conn.close()
+        if job is not None:
+            code = worker.process.exitcode
+            job[3](failed(f"the worker process running task {job[0].key!r} died (exit code {code})", time.time()))
+        self._pump()
+
+    @property
+    def workers(self) -> int:
+        """How many worker processes are alive or starting."""
+        with self._lock:
+            return len(self._all)
+
     def _release(self, worker: _Worker) -> None:
         with self._lock:
             if not worker.dead:
@@ -204,15 +223,21 @@ class ProcessPool:
                 job = self._waiting.popleft()
             self._dispatch(worker, job)
 
-    def kill(self, attempt: Attempt) -> None:
-        """Stop the attempt by killing its worker; its outcome is no longer reported."""
+    def kill(self, attempt: Attempt) -> bool:
+        """Stop the attempt by killing its worker; its outcome is no longer reported.
+
+        Returns True when a running attempt was killed (False: it was only queued, or done).
+        """
         worker = attempt.handle
         with self._lock:
             self._waiting = deque(job for job in self._waiting if job[0] is not attempt)
-        if isinstance(worker, _Worker) and worker.busy is not None and worker.busy[0] is attempt:
-            worker.busy = None
-            worker.dead = True
-            worker.process.kill()
+            running = isinstance(worker, _Worker) and worker.busy is not None and worker.busy[0] is attempt
+            if running:
+                worker.busy = None
+                worker.dead = True
+        if running:
+            worker.process.kill()  # its reader thread sees the pipe close and reaps it
+        return running
 
     def close(self) -> None:
         """Stop every worker."""

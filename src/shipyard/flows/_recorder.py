@@ -4,6 +4,13 @@ Task state changes, values and log lines are queued in memory and written every
 ``flush_interval`` in a few transactions (values first, so a recorded output always
 exists), and once more when the run ends. A run killed between flushes loses at most one
 interval of task states; resume re-runs those tasks.
+
+What a failed flush could not write is kept for the next one. Task records (one per task
+run, the latest state wins) and values (one per distinct output) are bounded by the run
+itself; log lines are not, so at most ``MAX_PENDING_LOGS`` are kept while the store is
+unreachable and the oldest beyond that are dropped, counted and reported on stderr.
+A failed background flush is reported at once; the final flush at the end of the run
+raises.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from collections.abc import Callable
 from shipyard.flows import _values
 from shipyard.store import Stores
 from shipyard.store.entities import TaskLogLine, TaskRun
+
+MAX_PENDING_LOGS = 100_000
 
 
 class Recorder:
@@ -34,6 +43,7 @@ class Recorder:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"shipyard-recorder-{flow_run_id[:8]}", daemon=True)
         self._warned = False
+        self.dropped_logs = 0
 
     def start(self) -> None:
         """Start the flushing and heartbeat thread."""
@@ -55,9 +65,21 @@ class Recorder:
                 self._values[digest] = data
 
     def log(self, line: TaskLogLine) -> None:
-        """Queue a log line."""
+        """Queue a log line (the oldest pending ones are dropped beyond ``MAX_PENDING_LOGS``)."""
         with self._lock:
             self._logs.append(line)
+            if len(self._logs) > MAX_PENDING_LOGS:
+                self._drop_oldest_logs()
+
+    def _drop_oldest_logs(self) -> None:
+        excess = len(self._logs) - MAX_PENDING_LOGS
+        del self._logs[:excess]
+        if not self.dropped_logs:
+            _report(
+                f"shipyard: flow run {self.flow_run_id} has {MAX_PENDING_LOGS} log lines it cannot write yet; "
+                "dropping the oldest"
+            )
+        self.dropped_logs += excess
 
     def flush(self) -> None:
         """Write everything queued now."""
@@ -76,16 +98,23 @@ class Recorder:
                     self._values = {**values, **self._values}
                     self._tasks = {**tasks, **self._tasks}
                     self._logs = logs + self._logs
+                    if len(self._logs) > MAX_PENDING_LOGS:
+                        self._drop_oldest_logs()
                 raise
             with self._lock:
                 self._saved.update(values)
+            self._warned = False  # a later outage is reported again
 
     def close(self) -> None:
-        """Stop the thread and write what is left."""
+        """Stop the thread and write what is left (raises if the store still cannot take it)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join()
         self.flush()
+        if self.dropped_logs:
+            _report(
+                f"shipyard: flow run {self.flow_run_id} lost {self.dropped_logs} log lines while its store was down"
+            )
 
     def _loop(self) -> None:
         settings = self.stores.settings
@@ -100,4 +129,9 @@ class Recorder:
             except Exception as exc:  # the store is briefly unreachable: the next round retries
                 if not self._warned:
                     self._warned = True
-                    print(f"shipyard: cannot record flow run {self.flow_run_id} yet: {exc}", file=sys.__stderr__)
+                    _report(f"shipyard: cannot record flow run {self.flow_run_id} yet (will retry): {exc}")
+
+
+def _report(message: str) -> None:
+    # The real stderr: a task's captured sys.stderr would route this back into the recorder.
+    print(message, file=sys.__stderr__, flush=True)

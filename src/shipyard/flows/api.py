@@ -288,6 +288,9 @@ class Flow:
     def run(self, *args: Any, **params: Any) -> FlowRun:
         """Run now and return the recorded :class:`FlowRun` (``.state``, ``.result``, ``.tasks``).
 
+        A run that fails is returned, not raised (Prefect's ``return_state=True``): read
+        its ``state`` and ``error``, and each failed task run's ``error`` (the exception's
+        type, message and traceback). Calling the flow instead raises :class:`FlowRunError`.
         Parameters are checked against the type hints first: a bad one raises
         :class:`~shipyard.errors.InvalidInputError` and nothing is recorded.
         """
@@ -295,7 +298,11 @@ class Flow:
         return _run.execute(self, checked, self.stores())
 
     def __call__(self, *args: Any, **params: Any) -> Any:
-        """Run now and return the flow's result; raises :class:`FlowRunError` if the run did not succeed."""
+        """Run now and return the flow's result.
+
+        Raises :class:`FlowRunError` naming the failed tasks if the run did not succeed; its
+        ``flow_run`` is the recorded run.
+        """
         record = self.run(*args, **params)
         return _result_or_raise(record)
 
@@ -305,9 +312,17 @@ class Flow:
 
 
 def _result_or_raise(record: FlowRun) -> Any:
-    if record.state != "succeeded":
-        raise FlowRunError(f"flow {record.flow_name!r} run {record.id} {record.state}: {record.error}", run=record)
-    return record.result
+    if record.state == "succeeded":
+        return record.result
+    failed = tuple(t.task_key for t in record.tasks if t.state in ("failed", "crashed"))
+    named = f" (failed tasks: {', '.join(failed)})" if failed else ""
+    first = (record.error or record.state).splitlines()[0]
+    raise FlowRunError(
+        f"flow {record.flow_name!r} run {record.id} {record.state}{named}: {first}; "
+        f"the run is on the error's .flow_run, and {record.flow_name}.run(...) returns it without raising",
+        run=record,
+        failed_tasks=failed,
+    )
 
 
 @overload

@@ -10,7 +10,11 @@ Tasks run in threads by default (``kind="thread"``): no start-up cost and no cop
 inputs, the right choice for I/O-bound work and for libraries that release the GIL (numpy,
 pandas, most ML libraries). ``kind="process"`` runs a task in a worker process, for pure
 Python CPU-bound work, and is the only kind whose timeout can stop it: the worker is
-killed. A thread that outlives its timeout is marked failed and left to finish on its own.
+killed and its resources are free at once. Python cannot stop a thread, so a thread task
+that outlives its timeout is marked failed at once (its retry or the rest of the flow
+goes on) but keeps its CPUs, memory and GPUs until its thread really returns: what the
+executor admits never exceeds its capacity, even when timed-out threads are still
+computing. Give CPU-heavy tasks with a timeout ``kind="process"``.
 """
 
 from __future__ import annotations
@@ -160,7 +164,7 @@ class LocalExecutor:
         def started(at: float) -> None:
             # The timeout counts from when the function starts, not from admission.
             if attempt.timeout is not None:
-                self._timer().call_later(attempt.timeout, lambda: self._time_out(attempt, on_done))
+                attempt.timer = self._timer().call_later(attempt.timeout, lambda: self._time_out(attempt, on_done))
             on_start(at)
 
         if attempt.kind == "process":
@@ -172,31 +176,39 @@ class LocalExecutor:
                     self._threads = ThreadPoolExecutor(self._max_threads, thread_name_prefix="shipyard-task")
         self._threads.submit(_run_in_thread, attempt, started, done)
 
-    def _finish(self, attempt: Attempt, on_done: DoneFn, outcome: Outcome) -> None:
+    def _finish(self, attempt: Attempt, on_done: DoneFn, outcome: Outcome, *, release: bool = True) -> None:
+        """Report an attempt's outcome once; free its resources when ``release`` (its code stopped)."""
         with self._lock:
-            if attempt.finished:
-                return  # a late outcome of an attempt that timed out or was cancelled
+            late = attempt.finished  # the thread of an attempt that timed out has now returned
             attempt.finished = True
-            need = self._running.pop(id(attempt), None)
+            need = self._running.pop(id(attempt), None) if release else None
             if need is not None:
                 for r in _RESOURCES:
                     self._used[r] -= need[r]
-            ready = self._admit()
+            ready = self._admit() if need is not None else []
+        if attempt.timer is not None and self._timers is not None:
+            self._timers.cancel(attempt.timer)  # drop the callback and what it holds now, not at the deadline
         for item in ready:
             self._start(item)
-        on_done(outcome)
+        if not late:
+            on_done(outcome)
 
     def _time_out(self, attempt: Attempt, on_done: DoneFn) -> None:
         if attempt.finished:
             return
+        attempt.timer = None
         if attempt.kind == "process":
             self._pool().kill(attempt)
             how = "its worker process was killed"
         else:
-            how = "its thread cannot be stopped and was left to finish (use kind='process' to kill such tasks)"
+            how = (
+                "its thread cannot be stopped: it keeps its resources until it returns "
+                "(use kind='process' to kill such tasks)"
+            )
         start = _now() - (attempt.timeout or 0.0)
         message = f"TimeoutError: task {attempt.key!r} exceeded its timeout of {attempt.timeout:g} s; {how}"
-        self._finish(attempt, on_done, failed(message, start, TimeoutError(message.removeprefix("TimeoutError: "))))
+        outcome = failed(message, start, TimeoutError(message.removeprefix("TimeoutError: ")))
+        self._finish(attempt, on_done, outcome, release=attempt.kind == "process")
 
     def cancel(self, attempt: Attempt) -> None:
         """Stop an attempt: dequeue it, or kill its worker process (threads cannot be stopped)."""
@@ -204,8 +216,9 @@ class LocalExecutor:
             for group in self._queue.values():
                 for item in [i for i in group if i.attempt is attempt]:
                     group.remove(item)
-        if attempt.kind == "process" and self._processes is not None:
-            self._processes.kill(attempt)
+        if attempt.kind == "process" and self._processes is not None and self._processes.kill(attempt):
+            # A killed worker reports nothing more: free what the attempt held here.
+            self._finish(attempt, _ignore, failed("cancelled", _now()))
 
     def close(self) -> None:
         """Stop the worker processes and the pool threads (running threads finish first)."""
@@ -260,6 +273,10 @@ def _log_into(attempt: Attempt) -> Callable[[str, str], None]:
             attempt.sink(stream, text)
 
     return log
+
+
+def _ignore(_: Outcome) -> None:
+    return None
 
 
 def _now() -> float:

@@ -200,8 +200,7 @@ class OnEvent:
         return f"{self.kind} event {self.name!r}"
 
     def baseline(self, stores: Stores) -> str:
-        events = stores.flows.list_events(self.kind, self.name, after_id=0, limit=1_000_000)
-        return str(events[-1].id if events else 0)
+        return str(stores.flows.last_event_id(self.kind, self.name))
 
     def poll(self, stores: Stores, cursor: str) -> list[Firing]:
         events = stores.flows.list_events(self.kind, self.name, after_id=int(cursor or 0))

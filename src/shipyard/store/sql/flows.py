@@ -448,3 +448,9 @@ class SqlFlowRunStore:
                 select(s.flow_events).where(e.kind == kind, e.name == name, e.id > after_id).order_by(e.id).limit(limit)
             ).all()
         return [FlowEvent(int(r.id), r.kind, r.name, json.loads(r.payload), r.created_at) for r in rows]
+
+    def last_event_id(self, kind: str, name: str) -> int:
+        e = s.flow_events.c
+        with self.db.read() as conn:  # one index lookup on (kind, name, id), whatever the number of events
+            value = conn.execute(select(func.max(e.id)).where(e.kind == kind, e.name == name)).scalar_one()
+        return int(value or 0)
