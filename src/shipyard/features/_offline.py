@@ -99,11 +99,12 @@ def asof_rows_sql(view: FeatureView, alias: str, features: Sequence[str], types:
 
     ``__ord`` packs the event time and the created time into one HUGEINT (event µs · 2^52 +
     created µs + 1), so the ASOF join itself prefers the latest created row among rows of
-    equal event time: ranking the ties with a window first costs twice the join.
+    equal event time: ranking the ties with a window first costs twice the join. Without a
+    created time there is nothing to break ties with, and ``__ord`` is the event time.
     """
-    order = f"__ts::HUGEINT * {_SLOT}"
+    order = "__ts"
     if view.created_timestamp_field:
-        order += f" + least(greatest(coalesce(__created + 1, 0), 0), {_SLOT - 1})"
+        order = f"__ts::HUGEINT * {_SLOT} + least(greatest(coalesce(__created + 1, 0), 0), {_SLOT - 1})"
     return (
         f"SELECT *, {order} AS __ord FROM (SELECT {', '.join(_typed_columns(view, features, types))} "
         f"FROM {ident(alias)} "
@@ -154,7 +155,8 @@ def historical_reader(
         types = source_columns(con, view, alias)
         ctes.append(f"{r} AS ({asof_rows_sql(view, alias, features, types)})")
         on = " AND ".join(f"e.{ident(k)} = {r}.{ident(k)}" for k in view.join_keys)
-        joins.append(f"ASOF LEFT JOIN {r} ON {on} AND e.__eord >= {r}.__ord")
+        entity_order = "e.__eord" if view.created_timestamp_field else "e.__ets"
+        joins.append(f"ASOF LEFT JOIN {r} ON {on} AND {entity_order} >= {r}.__ord")
         for f in features:
             col = ident(column_name(view.name, f))
             if view.max_age is None:
