@@ -9,13 +9,14 @@ row is ever dropped, and the rows come back in the order they were given.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from shipyard.errors import InvalidInputError
 from shipyard.features.models import DTYPES, FeatureView
-from shipyard.features.sources import ident
+from shipyard.features.sources import ident, quote
 
 if TYPE_CHECKING:
     import duckdb
@@ -26,11 +27,20 @@ BATCH_ROWS = 100_000
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection where naive timestamps mean UTC."""
+    """A DuckDB connection where naive timestamps mean UTC, spilling to the temp folder.
+
+    Every query that needs an order says so (``ORDER BY``), so DuckDB need not keep the
+    scan order, which costs memory on large sources.
+    """
+    import tempfile
+
     import duckdb
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = false")
+    spill = Path(tempfile.gettempdir()) / "shipyard-duckdb"
+    con.execute(f"SET temp_directory = {quote(str(spill))}")
     return con
 
 

@@ -29,7 +29,8 @@ _FORMATS = ("parquet", "csv")
 _FETCH_ROWS = 50_000
 
 
-def _quote(text: str) -> str:
+def quote(text: str) -> str:
+    """A DuckDB string literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -98,7 +99,7 @@ class FileSource(Source):
         reader = "read_parquet" if self.file_format == "parquet" else "read_csv"
         options = "union_by_name = true" if self.file_format == "parquet" else "union_by_name = true, header = true"
         con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {ident(alias)} AS SELECT * FROM {reader}({_quote(pattern)}, {options})"
+            f"CREATE OR REPLACE TEMP VIEW {ident(alias)} AS SELECT * FROM {reader}({quote(pattern)}, {options})"
         )
 
     def spec(self) -> dict[str, Any]:
