@@ -21,6 +21,31 @@ except ImportError:  # pragma: no cover - depends on the environment
     ray = None
 
 
+@task
+def node_id() -> str:
+    return str(ray.get_runtime_context().get_node_id())
+
+
+@flow
+def where() -> str:
+    return node_id().result()
+
+
+def test_executor_ray_starts_ray_once_and_reuses_it_for_later_runs(settings: Settings) -> None:
+    """Runs first in this module: no Ray is running yet, so the executor starts its own."""
+    if ray is None:
+        pytest.skip("ray is not installed: pip install 'shipyard[ray]'")
+    assert not ray.is_initialized()
+    try:
+        first = where.with_options(executor="ray").run()
+        assert ray.is_initialized()  # kept after the run, for the next one
+        second = where.with_options(executor="ray").run()
+        assert first.state == second.state == "succeeded"
+        assert first.result == second.result  # the same Ray node: not a second Ray start
+    finally:
+        ray.shutdown()
+
+
 @pytest.fixture(scope="module")
 def local_ray() -> Iterator[None]:
     if ray is None:
@@ -112,3 +137,24 @@ def test_a_task_needing_more_than_the_cluster_stays_within_ray_resources(local_r
     assert run.result == [1, 2, 3]
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end  # 2 of 2 CPUs each: Ray never ran two at once
+
+
+def test_ray_timeouts_and_running_count_from_when_a_task_starts_not_when_it_queues(
+    local_ray: None, settings: Settings
+) -> None:
+    @task(timeout=1.5, resources=Resources(cpus=2))
+    def hold(i: int) -> int:
+        import time
+
+        time.sleep(0.6)  # three of these take 1.8 s in turn on 2 CPUs: the last waits 1.2 s in Ray's queue
+        return i
+
+    @flow
+    def queue() -> list[int]:
+        return hold.map([1, 2, 3]).result()
+
+    run = queue.with_options(executor="ray").run()
+
+    assert run.state == "succeeded", run.error
+    spans = sorted((t.start_time, t.end_time) for t in run.tasks)
+    assert all(end - start < 1.5 for start, end in spans)

@@ -2,10 +2,17 @@
 and ``memory``, so Ray's scheduler places it where those resources are free.
 
 Works against a Ray already initialized in the process (``ray.init(...)``), a ``ray://``
-address (Ray Client), ``RAY_ADDRESS``, or else a local Ray it starts. Tasks record into
-the same store as the flow, so workers must reach it (a shared PostgreSQL and S3 for a
-real cluster). What a task prints on a Ray worker is returned with its outcome and stored
-then, not streamed while it runs.
+address (Ray Client), ``RAY_ADDRESS``, or else a local Ray it starts. A Ray it starts is
+kept for the rest of the process (Ray shuts it down at exit), so every later flow run
+with ``executor="ray"`` reuses it instead of paying Ray's start-up again. Tasks record
+into the same store as the flow, so workers must reach it (a shared PostgreSQL and S3 for
+a real cluster). What a task prints on a Ray worker is returned with its outcome and
+stored then, not streamed while it runs.
+
+Each Ray task is a streaming generator that first yields the time its function starts on
+a worker: a task waiting in Ray's queue for resources is ``pending``, it turns ``running``
+when that first value arrives, and its timeout counts from then. Ray Client cannot stream
+generators, so through a ``ray://`` address both start when the task is handed to Ray.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ import sys
 import sysconfig
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from shipyard.errors import ConfigError, InvalidInputError
@@ -86,6 +94,20 @@ def run_on_worker(payload: bytes) -> bytes:
     return data
 
 
+def stream_on_worker(payload: bytes) -> Iterator[float | bytes]:
+    """The Ray task as a generator: the time it starts here first, then its outcome."""
+    yield time.time()
+    yield run_on_worker(payload)
+
+
+@dataclass(slots=True)
+class _Pending:
+    attempt: Attempt
+    on_start: StartFn
+    on_done: DoneFn
+    started: bool
+
+
 def _installed(module_file: str | None) -> bool:
     if module_file is None:
         return True
@@ -134,17 +156,18 @@ class RayExecutor:
         except ImportError as exc:
             raise ConfigError("the Ray executor needs Ray: pip install 'shipyard[ray]'") from exc
         self._ray = ray
-        self._started_ray = False
         if not ray.is_initialized():
             target = address or os.environ.get("RAY_ADDRESS") or None
             options = {"include_dashboard": False, "log_to_driver": False, **init_options}
             if target is not None and target.startswith("ray://"):
                 options.pop("include_dashboard", None)
-            ray.init(address=target, **options)
-            self._started_ray = True
-        self._remote = ray.remote(run_on_worker)
+            ray.init(address=target, **options)  # kept for the process: the next run reuses it
+        from ray.util.client import ray as client
+
+        self._streaming = not client.is_connected()  # type: ignore[no-untyped-call]
+        self._remote = ray.remote(stream_on_worker if self._streaming else run_on_worker)
         self._lock = threading.Lock()
-        self._pending: dict[Any, tuple[Attempt, DoneFn]] = {}
+        self._pending: dict[Any, _Pending] = {}
         self._wake = threading.Event()
         self._closed = False
         self._timers = Timers("shipyard-ray-timeouts")
@@ -162,57 +185,75 @@ class RayExecutor:
         options: dict[str, Any] = {"num_cpus": resources.cpus, "num_gpus": resources.gpus, "max_retries": 0}
         if resources.memory_bytes > 0:
             options["memory"] = resources.memory_bytes
+        if self._streaming:
+            options["num_returns"] = "streaming"
         start = time.time()
         try:
             payload = _dumps(attempt)
         except Exception as exc:
             on_done(failed(f"task {attempt.key!r} cannot be sent to Ray: {describe(exc)}", start, exc))
             return
-        ref = self._remote.options(**options).remote(payload)
-        attempt.handle = ref
+        handle = self._remote.options(**options).remote(payload)
+        attempt.handle = handle
+        entry = _Pending(attempt, on_start, on_done, started=False)
         with self._lock:
-            self._pending[ref] = (attempt, on_done)
+            self._pending[handle] = entry
         self._wake.set()
-        on_start(start)
+        if not self._streaming:
+            self._started(entry, start)
+
+    def _started(self, entry: _Pending, at: float) -> None:
+        entry.started = True
+        attempt, on_done = entry.attempt, entry.on_done
+        entry.on_start(at)
         if attempt.timeout is not None:
-            self._timers.call_later(attempt.timeout, lambda: self._time_out(attempt, on_done))
+            left = attempt.timeout - max(0.0, time.time() - at)
+            attempt.timer = self._timers.call_later(left, lambda: self._time_out(attempt, on_done))
 
     def _wait_loop(self) -> None:
         ray = self._ray
         while not self._closed:
             with self._lock:
-                refs = list(self._pending)
-            if not refs:
+                handles = list(self._pending)
+            if not handles:
                 self._wake.wait(0.5)
                 self._wake.clear()
                 continue
-            ready, _ = ray.wait(refs, num_returns=1, timeout=0.05)
-            for ref in ready:
+            ready, _ = ray.wait(handles, num_returns=1, timeout=0.05)
+            for handle in ready:
                 with self._lock:
-                    entry = self._pending.pop(ref, None)
+                    entry = self._pending.get(handle)
                 if entry is not None:
-                    self._deliver(ref, *entry)
+                    self._step(handle, entry)
 
-    def _deliver(self, ref: Any, attempt: Attempt, on_done: DoneFn) -> None:
+    def _step(self, handle: Any, entry: _Pending) -> None:
+        """Read the next value of a ready task: its start time, or its outcome."""
         import cloudpickle
 
+        attempt = entry.attempt
         try:
-            outcome, exception_bytes = cloudpickle.loads(self._ray.get(ref))
+            value = self._ray.get(next(handle) if self._streaming else handle)
+            if not entry.started and self._streaming:
+                self._started(entry, float(value))
+                return
+            outcome, exception_bytes = cloudpickle.loads(value)
         except Exception as exc:  # the worker died, or the task was cancelled
-            outcome, exception_bytes = (
-                failed(f"Ray task for {attempt.key!r} failed: {describe(exc)}", time.time()),
-                None,
-            )
+            outcome = failed(f"Ray task for {attempt.key!r} failed: {describe(exc)}", time.time())
+            exception_bytes = None
+        with self._lock:
+            self._pending.pop(handle, None)
         if exception_bytes is not None:
             with contextlib.suppress(Exception):
                 outcome.exception = cloudpickle.loads(exception_bytes)
-        self._finish(attempt, on_done, outcome)
+        self._finish(attempt, entry.on_done, outcome)
 
     def _finish(self, attempt: Attempt, on_done: DoneFn, outcome: Outcome) -> None:
         with self._lock:
             if attempt.finished:
                 return
             attempt.finished = True
+        if attempt.timer is not None:
+            self._timers.cancel(attempt.timer)
         on_done(outcome)
 
     def _time_out(self, attempt: Attempt, on_done: DoneFn) -> None:
@@ -234,10 +275,8 @@ class RayExecutor:
             self._ray.cancel(ref, force=True)
 
     def close(self) -> None:
-        """Stop waiting; shut Ray down if this executor started it."""
+        """Stop waiting. Ray keeps running for the next flow run (``ray.shutdown()`` stops it)."""
         self._closed = True
         self._wake.set()
         self._thread.join(timeout=5)
         self._timers.close()
-        if self._started_ray:
-            self._ray.shutdown()
