@@ -43,14 +43,23 @@ def _same(actual: object, expected: object) -> bool:
     return actual == expected
 
 
-@pytest.mark.parametrize("source_kind", ["parquet", "parquet-folder", "csv", "frame", "duckdb", "sqlite", "postgres"])
+@pytest.mark.parametrize(
+    "source_kind",
+    [
+        "parquet",
+        "parquet-folder",
+        "csv",
+        "frame",
+        "duckdb",
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
 def test_training_frame_is_point_in_time_correct(
     source_kind: str, settings: Settings, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     from shipyard.client import Client
 
-    if source_kind == "postgres":
-        request.applymarker(pytest.mark.postgres)
     view = activity(make_source(source_kind, EVENTS, tmp_path, request))
     store = FeatureStore(online_store=f"sqlite:///{tmp_path / 'online.db'}", client=Client(settings=settings))
     store.apply([USER, view])
