@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
+import threading
+import time
 from typing import Annotated
 
 import typer
@@ -99,5 +103,45 @@ def _logging(access_log: bool) -> None:
         logger = logging.getLogger(name)
         logger.setLevel(level)
         logger.addHandler(handler)
+    lines = _BlockWriter()
+    lines._shipyard_serve = True  # type: ignore[attr-defined]
+    lines.setFormatter(logging.Formatter("%(message)s"))
     access.propagate = False
-    access.addHandler(handler)
+    access.addHandler(lines)
+
+
+class _BlockWriter(logging.Handler):
+    """Access lines to stderr in blocks, every ``INTERVAL`` seconds and at exit, not one write per request.
+
+    One write (and flush) per request cost the event loop more than a model call's
+    share; here a request only appends its line to a list. A thread per process (started
+    by the first line, so again in each forked worker) writes what gathered.
+    """
+
+    INTERVAL = 0.2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lines: list[str] = []
+        self._pid = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record))  # under the handler's lock (Handler.handle)
+        except Exception:
+            self.handleError(record)
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            threading.Thread(target=self._write_forever, name="shipyard-access-log", daemon=True).start()
+
+    def flush(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            lines, self._lines = self._lines, []
+        if lines:
+            sys.stderr.write("\n".join(lines) + "\n")
+            sys.stderr.flush()
+
+    def _write_forever(self) -> None:
+        while True:
+            time.sleep(self.INTERVAL)
+            self.flush()

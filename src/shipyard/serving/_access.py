@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -12,6 +13,28 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 access_logger = logging.getLogger("shipyard.serving.access")
 REQUEST_ID = b"x-request-id"
+
+
+class _RequestIds:
+    """Unique ids without a system call each (``uuid4`` reads ``os.urandom`` per request).
+
+    A random 64-bit prefix per process, drawn again in every forked worker, then a counter:
+    32 hex characters, like a ``uuid4().hex``.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+_ids = _RequestIds()
 
 
 class AccessLog:
@@ -28,7 +51,7 @@ class AccessLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, REQUEST_ID) or uuid.uuid4().hex
+        request_id = _header(scope, REQUEST_ID) or _ids.next()
         started = time.perf_counter()
         info: dict[str, Any] = {"request_id": request_id, "started": started}
         scope["shipyard"] = info

@@ -28,7 +28,14 @@ from shipyard.serving._binary import HEADER, split_body, take_binary
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.models import ServingConfig
 from shipyard.serving.routing import Answer, Deployment
-from shipyard.serving.validation import Columns, check_columns, columns_from_records, columns_from_split
+from shipyard.serving.validation import (
+    Columns,
+    check_columns,
+    columns_from_records,
+    columns_from_split,
+    numeric_records,
+    numeric_rows,
+)
 
 JSON = "application/json"
 
@@ -42,6 +49,7 @@ class ServingState:
     metrics: ServerMetrics
     ready: bool = False
     extras: dict[str, Any] = field(default_factory=dict)
+    children: dict[tuple[str, ...], Any] = field(default_factory=dict)  # metric children by labels
 
     def deployment(self, name: str) -> Deployment:
         """The deployment serving ``name``.
@@ -130,10 +138,17 @@ def _count(state: ServingState, request: Request, route: str, status: int) -> No
     if model not in state.deployments:
         model = "-"  # unknown names are not labels: a client must not grow the metric set
     version = str(info.get("version", "-"))
-    state.metrics.requests.labels(model, version, arm, route, str(status)).inc()
+    key = (model, version, arm, route, str(status))
+    counter = state.children.get(key)
+    if counter is None:  # label lookups once per combination, not per request (bounded: known models only)
+        counter = state.children[key] = state.metrics.requests.labels(*key)
+    counter.inc()
     started = info.get("started")
     if started is not None and model != "-":
-        state.metrics.latency.labels(model, arm).observe(time.perf_counter() - started)
+        latency = state.children.get((model, arm))
+        if latency is None:
+            latency = state.children[(model, arm)] = state.metrics.latency.labels(model, arm)
+        latency.observe(time.perf_counter() - started)
 
 
 async def infer(state: ServingState, request: Request, name: str, version_text: str | None) -> Response:
@@ -190,11 +205,18 @@ async def predict(state: ServingState, request: Request, name: str) -> Response:
         unknown = sorted(body.keys() - {"records", "columns", "data"})
         if unknown:
             raise InvalidInputError(f"unknown field(s) in the body: {', '.join(unknown)}", field=unknown[0])
+        signature = arm.signature
         if "records" in body:
+            fast = numeric_records(body["records"], signature)
+            if fast is not None:
+                return body, fast
             raw_columns: Any = columns_from_records(body["records"])
         else:
-            raw_columns = columns_from_split(body.get("columns"), body["data"], arm.signature)
-        return body, check_columns(raw_columns, arm.signature, model=f"model {arm.ref}")
+            fast = numeric_rows(body.get("columns"), body["data"], signature)
+            if fast is not None:
+                return body, fast
+            raw_columns = columns_from_split(body.get("columns"), body["data"], signature)
+        return body, check_columns(raw_columns, signature, model=f"model {arm.ref}")
 
     try:
         answer, _ = await _serve(state, request, name, None, "json", columns_of)

@@ -19,11 +19,11 @@ import numpy as np
 
 from shipyard.registry import LoadedModel, get_model_version, load_model, parse_model_ref
 from shipyard.registry.models import Signature
-from shipyard.serving.batcher import Batcher, ModelFn
+from shipyard.serving.batcher import AnsweredBatch, Batcher, ModelFn
 from shipyard.serving.metrics import ArmObserver, ServerMetrics
 from shipyard.serving.models import BatchingConfig
 from shipyard.serving.prediction_log import PredictionLog
-from shipyard.serving.validation import Array
+from shipyard.serving.validation import Columns
 from shipyard.store import Stores
 
 logger = logging.getLogger("shipyard.serving")
@@ -54,13 +54,15 @@ class Slot:
 
 
 def model_function(model: LoadedModel, method: str) -> ModelFn:
-    """The function a batcher calls: columns in, the model's ``predict`` (or ``predict_proba``) out.
+    """The function a batcher calls: checked columns in, the model's ``predict`` (or ``predict_proba``) out.
 
     Input reaching it was already held to the signature per request (``validation.py``):
     its columns are the signature's, in order, with their types. For flavors whose
     ``predict`` is the estimator's own (``_DIRECT``), the estimator is called on that
-    frame at once, skipping ``LoadedModel``'s second check, which costs more than the
-    model itself on small batches. Other flavors go through ``LoadedModel``.
+    input at once, skipping ``LoadedModel``'s second check, which costs more than the
+    model itself on small batches; a batch that came as one matrix is handed over as
+    that matrix (or one frame over it), never rebuilt column by column. Other flavors go
+    through ``LoadedModel``.
     """
     import pandas as pd
 
@@ -68,16 +70,21 @@ def model_function(model: LoadedModel, method: str) -> ModelFn:
     if model.flavor in _DIRECT and signature is not None and hasattr(model.raw, method):
         estimator_fn = getattr(model.raw, method)
         as_array = signature.input_format == "ndarray"
+        names = signature.input_names
 
-        def direct(data: dict[str, Array]) -> Any:
-            frame = pd.DataFrame(data, copy=False)
+        def direct(batch: Columns) -> Any:
+            if batch.matrix is not None:
+                if as_array:
+                    return estimator_fn(batch.matrix)
+                return estimator_fn(pd.DataFrame(batch.matrix, columns=names, copy=False))
+            frame = pd.DataFrame(batch.data, copy=False)
             return estimator_fn(frame.to_numpy() if as_array else frame)
 
         return direct
     predict = model.predict if method == "predict" else model.predict_proba
 
-    def checked(data: dict[str, Array]) -> Any:
-        return predict(pd.DataFrame(data, copy=False))
+    def checked(batch: Columns) -> Any:
+        return predict(pd.DataFrame(batch.data, copy=False))
 
     return checked
 
@@ -89,7 +96,7 @@ def warm(model: LoadedModel, method: str) -> str | None:
         return None
     row = {c.name: np.asarray([_ZEROS[c.type]]) for c in signature.inputs}
     try:
-        model_function(model, method)(row)
+        model_function(model, method)(Columns(row, 1))
     except Exception as exc:  # a model may reject a made-up row; that is not a failed load
         return f"warm-up on a synthetic row failed ({type(exc).__name__}: {exc})"
     return None
@@ -171,11 +178,20 @@ class Arm:
         assert self._metrics is not None
         version = str(model.version.version)
         observer = ArmObserver(self._metrics, self.name, version, self.role)
+        log, number = self.log, model.version.version
+
+        def answered(batch: AnsweredBatch) -> None:
+            # Once per model call, on the event loop: the per-request path stays free of both.
+            observer.answered(batch.queue_seconds, batch.outputs)
+            if log is not None:
+                log.record(batch, number)
+
         batcher = Batcher(
             model_function(model, self.method),
             self.batching,
             name=f"{model.version.ref}:{self.role}",
             observer=observer,
+            on_batch=answered,
         )
         batcher.start()
         self._metrics.load_time.labels(self.name, version, self.role).observe(load_seconds)

@@ -31,11 +31,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.routing import Route
 
 from shipyard.serving import _handlers as h
 from shipyard.serving import _schemas as schemas
 from shipyard.serving._access import AccessLog
+from shipyard.serving._fast import DataRoutes
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.models import ServingConfig
 from shipyard.serving.routing import Deployment, end_runs, load_deployments
@@ -92,11 +92,16 @@ def create_app(
         redoc_url=None,
     )
     app.state.serving = state
-    app.add_middleware(AccessLog)
+    app.add_middleware(
+        DataRoutes,
+        predict=lambda request, name, _: h.predict(state, request, name),
+        infer=lambda request, name, version: h.infer(state, request, name, version),
+        fallback=_internal_error,
+    )
+    app.add_middleware(AccessLog)  # added last: outermost, so it logs the data routes too
     _errors(app)
     _v2_routes(app, state)
     _other_routes(app, state)
-    _fast_data_routes(app, state)
     _docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
@@ -147,11 +152,15 @@ def _errors(app: FastAPI) -> None:
 
     async def unexpected(_: Request, exc: Exception) -> Response:
         logger.exception("unexpected error", exc_info=exc)
-        return h.json_response({"error": f"internal error ({type(exc).__name__})"}, 500)
+        return _internal_error(exc)
 
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def _internal_error(exc: Exception) -> Response:
+    return h.json_response({"error": f"internal error ({type(exc).__name__})"}, 500)
 
 
 def _body(model: type[Any]) -> dict[str, Any]:
@@ -245,27 +254,6 @@ def _other_routes(app: FastAPI, state: h.ServingState) -> None:
     @app.get("/admin/models", tags=["ops"])
     async def models() -> Response:
         return h.json_response({name: [a.status() for a in d.arms] for name, d in state.deployments.items()})
-
-
-def _fast_data_routes(app: FastAPI, state: h.ServingState) -> None:
-    """Mount the data routes again as plain Starlette routes, matched before FastAPI's.
-
-    Same handlers, without FastAPI's per-request dependency solving and wrappers, which
-    took a third of the event loop's time under load (py-spy, benchmarks/serving.py).
-    The FastAPI routes stay: they are what the OpenAPI document at ``/docs`` describes.
-    """
-
-    async def predict(request: Request) -> Response:
-        return await h.predict(state, request, request.path_params["name"])
-
-    async def infer(request: Request) -> Response:
-        return await h.infer(state, request, request.path_params["name"], request.path_params.get("version"))
-
-    app.router.routes[0:0] = [
-        Route("/models/{name}/predict", predict, methods=["POST"]),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
-        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
-    ]
 
 
 def _docs(app: FastAPI) -> None:

@@ -30,7 +30,7 @@ from shipyard.errors import InvalidInputError, ModelFailedError, OverloadedError
 from shipyard.serving.models import BatchingConfig
 from shipyard.serving.validation import Array, Columns
 
-ModelFn = Callable[[dict[str, Array]], Any]
+ModelFn = Callable[[Columns], Any]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -41,6 +41,23 @@ class BatchResult:
     queue_seconds: float
     compute_seconds: float
     batch_rows: int
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class AnsweredBatch:
+    """One successful model call, as the per-batch hooks see it (metrics, prediction log).
+
+    Per request, in batch order: its ``tags`` (request ids), ``counts`` (rows),
+    ``queue_seconds`` and ``latency_seconds`` (arrival to answer). ``inputs`` and
+    ``outputs`` hold every row of the batch.
+    """
+
+    tags: list[str]
+    counts: list[int]
+    queue_seconds: list[float]
+    latency_seconds: list[float]
+    inputs: Columns
+    outputs: Array
 
 
 class BatchObserver(Protocol):
@@ -67,6 +84,12 @@ class _Pending:
     columns: Columns
     future: asyncio.Future[BatchResult]
     arrived: float
+    tag: str
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Batcher:
@@ -79,14 +102,19 @@ class Batcher:
         *,
         name: str,
         observer: BatchObserver | None = None,
+        on_batch: Callable[[AnsweredBatch], None] | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self._model_fn = model_fn
         self._observer = observer
+        self._on_batch = on_batch
         self._queue: collections.deque[_Pending] = collections.deque()
         self._queued_rows = 0
-        self._wakeup = asyncio.Event()
+        # One future per idle spell and one timer per batch window, resolved by submit()
+        # only when they must wake: not an Event set and a wait_for task per request.
+        self._idle: asyncio.Future[None] | None = None
+        self._filling: asyncio.Future[None] | None = None
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"shipyard-model-{name}")
@@ -101,8 +129,8 @@ class Batcher:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
 
-    def submit(self, columns: Columns) -> asyncio.Future[BatchResult]:
-        """Queue one request; the future resolves with its rows of the output.
+    def submit(self, columns: Columns, tag: str = "") -> asyncio.Future[BatchResult]:
+        """Queue one request (``tag``: its id, for the batch hooks); the future resolves with its rows of the output.
 
         Enqueuing is synchronous, so a caller that read the current batcher and submits
         without awaiting in between can never find it closed by a swap.
@@ -119,9 +147,12 @@ class Batcher:
                 f"(max_queue={self.config.max_queue}); retry shortly"
             )
         future: asyncio.Future[BatchResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(columns, future, time.perf_counter()))
+        self._queue.append(_Pending(columns, future, time.perf_counter(), tag))
         self._queued_rows += columns.rows
-        self._wakeup.set()
+        if self._idle is not None:
+            _resolve(self._idle)
+        elif self._filling is not None and self._queued_rows >= self.config.max_batch_size:
+            _resolve(self._filling)
         if self._observer is not None:
             self._observer.queue_depth(len(self._queue))
         return future
@@ -129,39 +160,50 @@ class Batcher:
     async def close(self) -> None:
         """Refuse new requests, finish the queued ones, then stop the thread."""
         self._closed = True
-        self._wakeup.set()
+        for waiting in (self._idle, self._filling):
+            if waiting is not None:
+                _resolve(waiting)
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         self._executor.shutdown(wait=False)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             while not self._queue:
                 if self._closed:
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
-            batch = await self._collect()
+                self._idle = loop.create_future()
+                try:
+                    await self._idle
+                finally:
+                    self._idle = None
+            batch = await self._collect(loop)
             if self._observer is not None:
                 self._observer.queue_depth(len(self._queue))
             live = [p for p in batch if not p.future.done()]  # a disconnected client cancels its future
             if live:
                 await self._compute(live)
 
-    async def _collect(self) -> list[_Pending]:
+    async def _collect(self, loop: asyncio.AbstractEventLoop) -> list[_Pending]:
         config = self.config
-        if config.enabled and len(self._queue) > 1 and config.max_delay_ms > 0:
-            deadline = self._queue[0].arrived + config.max_delay_ms / 1000
-            while self._queued_rows < config.max_batch_size and not self._closed:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                self._wakeup.clear()
+        if (
+            config.enabled
+            and len(self._queue) > 1
+            and config.max_delay_ms > 0
+            and self._queued_rows < config.max_batch_size
+            and not self._closed
+        ):
+            remaining = self._queue[0].arrived + config.max_delay_ms / 1000 - time.perf_counter()
+            if remaining > 0:
+                self._filling = loop.create_future()
+                timer = loop.call_later(remaining, _resolve, self._filling)
                 try:
-                    await asyncio.wait_for(self._wakeup.wait(), remaining)
-                except TimeoutError:
-                    break
+                    await self._filling
+                finally:
+                    timer.cancel()
+                    self._filling = None
         first = self._queue.popleft()
         batch, rows = [first], first.columns.rows
         while config.enabled and self._queue and rows + self._queue[0].columns.rows <= config.max_batch_size:
@@ -175,7 +217,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            outputs = await loop.run_in_executor(self._executor, self._call, [p.columns for p in batch])
+            inputs, outputs = await loop.run_in_executor(self._executor, self._call, [p.columns for p in batch])
         except Exception as exc:
             if len(batch) == 1:
                 _fail(batch[0], exc)
@@ -184,31 +226,49 @@ class Batcher:
             for pending in batch:
                 await self._compute([pending])
             return
-        seconds = time.perf_counter() - started
-        total = sum(p.columns.rows for p in batch)
+        finished = time.perf_counter()
+        seconds = finished - started
         if self._observer is not None:
-            self._observer.batch_done(total, len(batch), seconds)
+            self._observer.batch_done(inputs.rows, len(batch), seconds)
         offset = 0
         for pending in batch:
             rows = pending.columns.rows
             if not pending.future.done():
-                result = BatchResult(outputs[offset : offset + rows], started - pending.arrived, seconds, total)
+                result = BatchResult(outputs[offset : offset + rows], started - pending.arrived, seconds, inputs.rows)
                 pending.future.set_result(result)
             offset += rows
+        if self._on_batch is not None:
+            self._on_batch(
+                AnsweredBatch(
+                    tags=[p.tag for p in batch],
+                    counts=[p.columns.rows for p in batch],
+                    queue_seconds=[started - p.arrived for p in batch],
+                    latency_seconds=[finished - p.arrived for p in batch],
+                    inputs=inputs,
+                    outputs=outputs,
+                )
+            )
 
-    def _call(self, parts: Sequence[Columns]) -> Array:
-        if len(parts) == 1:
-            data = parts[0].data
-        else:
-            data = {name: np.concatenate([p.data[name] for p in parts]) for name in parts[0].data}
-        outputs = np.asarray(self._model_fn(data))
-        rows = sum(p.rows for p in parts)
-        if outputs.ndim == 0 or outputs.shape[0] != rows:
+    def _call(self, parts: Sequence[Columns]) -> tuple[Columns, Array]:
+        inputs = parts[0] if len(parts) == 1 else _concatenate(parts)
+        outputs = np.asarray(self._model_fn(inputs))
+        if outputs.ndim == 0 or outputs.shape[0] != inputs.rows:
             raise ModelFailedError(
-                f"model {self.name} returned output of shape {list(outputs.shape)} for {rows} rows; "
+                f"model {self.name} returned output of shape {list(outputs.shape)} for {inputs.rows} rows; "
                 "a model must return one prediction per row"
             )
-        return outputs
+        return inputs, outputs
+
+
+def _concatenate(parts: Sequence[Columns]) -> Columns:
+    """The requests of a batch as one input: one ``concatenate`` when they all came as matrices."""
+    rows = sum(p.rows for p in parts)
+    names = list(parts[0].data)
+    matrices = [p.matrix for p in parts if p.matrix is not None]
+    if len(matrices) == len(parts):
+        matrix: Array = np.concatenate(matrices)
+        return Columns({name: matrix[:, i] for i, name in enumerate(names)}, rows, matrix)
+    return Columns({name: np.concatenate([p.data[name] for p in parts]) for name in names}, rows)
 
 
 def _fail(pending: _Pending, exc: Exception) -> None:

@@ -118,9 +118,11 @@ class ArmObserver:
         """Record how many requests wait."""
         self._depth.set(waiting)
 
-    def answered(self, queue_seconds: float, outputs: Any) -> None:
-        """Record one request's wait and its predicted values."""
-        self._queue.observe(queue_seconds)
+    def answered(self, queue_seconds: list[float], outputs: Any) -> None:
+        """Record the waits of a batch's requests and its predicted values."""
+        observe = self._queue.observe
+        for seconds in queue_seconds:
+            observe(seconds)
         values = _numeric(outputs)
         if values is not None:
             for value in values:

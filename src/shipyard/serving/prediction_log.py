@@ -11,9 +11,12 @@ Where it lands (the store has no prediction table; monitoring lists these files)
   ``_arm``, ``_latency_ms``, then one column per model input (its own name), then the
   outputs (the signature's output names, else ``prediction`` or ``prediction_0``, ...).
 
-The request path only appends to a deque (no I/O, no lock held while writing); when
-the buffer holds ``max_rows`` rows, later predictions are dropped and counted rather
-than slowing the server.
+Requests are recorded once per model call, by the batcher's hook, not one by one: one
+deque append per batch on the event loop (no I/O, no lock held while writing), and a
+flush that joins a few hundred batches instead of tens of thousands of requests, so the
+writer thread never holds the GIL long enough to show in the server's tail latency.
+When the buffer holds ``max_rows`` rows, later predictions are dropped and counted
+rather than slowing the server.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.serving.validation import Array, Columns
+from shipyard.serving.batcher import AnsweredBatch
+from shipyard.serving.validation import Array
 from shipyard.store import Stores
 from shipyard.store.entities import ArtifactRef
 
@@ -69,12 +73,16 @@ def _user() -> str:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class _Entry:
-    request_id: str
+    """One model call's logged requests: per request its id, rows and latency; every row's data."""
+
+    request_ids: list[str]
+    counts: list[int]
+    latency_ms: list[float]
     at: float
     version: int
-    latency_ms: float
-    columns: Columns
+    data: dict[str, Array]
     outputs: Array
+    rows: int
 
 
 class PredictionLog:
@@ -116,16 +124,31 @@ class PredictionLog:
             self._thread = threading.Thread(target=self._loop, name=f"shipyard-predlog-{self._arm}", daemon=True)
             self._thread.start()
 
-    def record(self, request_id: str, version: int, columns: Columns, outputs: Array, latency_s: float) -> None:
-        """Keep one request's predictions for the next partition (sampled; never blocks)."""
-        if self._thread is None or (self._sample_rate < 1 and random.random() >= self._sample_rate):
+    def record(self, batch: AnsweredBatch, version: int) -> None:
+        """Keep one model call's sampled requests for the next partition (once per batch; never blocks)."""
+        if self._thread is None:
             return
-        if self._rows + columns.rows > self._max_rows:
+        tags, counts, latencies = batch.tags, batch.counts, batch.latency_seconds
+        data, outputs = batch.inputs.data, batch.outputs
+        if self._sample_rate < 1:
+            keep = [random.random() < self._sample_rate for _ in tags]
+            if not any(keep):
+                return
+            if not all(keep):
+                mask = np.repeat(keep, counts)
+                tags = [v for v, k in zip(tags, keep, strict=True) if k]
+                counts = [v for v, k in zip(counts, keep, strict=True) if k]
+                latencies = [v for v, k in zip(latencies, keep, strict=True) if k]
+                data = {name: column[mask] for name, column in data.items()}
+                outputs = outputs[mask]
+        rows = sum(counts)
+        if self._rows + rows > self._max_rows:
             if self._on_drop is not None:
-                self._on_drop(columns.rows)
+                self._on_drop(rows)
             return
-        self._buffer.append(_Entry(request_id, time.time(), version, latency_s * 1000, columns, outputs))
-        self._rows += columns.rows
+        latency_ms = [seconds * 1000 for seconds in latencies]
+        self._buffer.append(_Entry(tags, counts, latency_ms, time.time(), version, data, outputs, rows))
+        self._rows += rows
         if self._rows >= self._max_rows // 2:
             self._wake.set()
 
@@ -136,7 +159,7 @@ class PredictionLog:
             entries.append(self._buffer.popleft())
         if not entries:
             return 0
-        rows = sum(e.columns.rows for e in entries)
+        rows = sum(e.rows for e in entries)
         self._rows -= rows
         payload = _parquet(entries, self._model, self._arm, self._output_names)
         digest, size = self._stores.artifacts.put_bytes(payload)
@@ -185,17 +208,20 @@ def _parquet(entries: Sequence[_Entry], model: str, arm: str, output_names: Sequ
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    repeat = [e.columns.rows for e in entries]
+    counts = [count for e in entries for count in e.counts]
+    per_entry = [e.rows for e in entries]
+    total = sum(per_entry)
+    request_ids = np.array([rid for e in entries for rid in e.request_ids], dtype=object)
     columns: dict[str, Any] = {
-        "_request_id": np.repeat([e.request_id for e in entries], repeat),
-        "_timestamp": pa.array(np.repeat([int(e.at * 1e6) for e in entries], repeat), pa.timestamp("us", tz="UTC")),
-        "_model": np.repeat(np.array([model], dtype=object), sum(repeat)),
-        "_version": np.repeat([e.version for e in entries], repeat),
-        "_arm": np.repeat(np.array([arm], dtype=object), sum(repeat)),
-        "_latency_ms": np.repeat([e.latency_ms for e in entries], repeat),
+        "_request_id": np.repeat(request_ids, counts),
+        "_timestamp": pa.array(np.repeat([int(e.at * 1e6) for e in entries], per_entry), pa.timestamp("us", tz="UTC")),
+        "_model": np.repeat(np.array([model], dtype=object), total),
+        "_version": np.repeat([e.version for e in entries], per_entry),
+        "_arm": np.repeat(np.array([arm], dtype=object), total),
+        "_latency_ms": np.repeat([ms for e in entries for ms in e.latency_ms], counts),
     }
-    for name in entries[0].columns.data:
-        columns[name] = np.concatenate([e.columns.data[name] for e in entries if name in e.columns.data])
+    for name in entries[0].data:
+        columns[name] = np.concatenate([e.data[name] for e in entries if name in e.data])
     outputs = np.concatenate([e.outputs.reshape(e.outputs.shape[0], -1) for e in entries])
     names = list(output_names) if len(output_names) == outputs.shape[1] else _default_names(outputs.shape[1])
     for i, name in enumerate(names):

@@ -92,47 +92,38 @@ class Deployment:
         Raises:
             OverloadedError: the arm's queue is full.
         """
-        started = time.perf_counter()
-        slot, future = self._submit(arm, columns)
+        slot, future = self._submit(arm, columns, request_id)
         if self.shadow is not None:
-            self._mirror(columns, request_id=request_id, metrics=metrics, started=started)
+            self._mirror(columns, request_id=request_id, metrics=metrics)
         result = await future
-        slot.observer.answered(result.queue_seconds, result.outputs)
-        if arm.log is not None:
-            arm.log.record(request_id, slot.version, columns, result.outputs, time.perf_counter() - started)
         return Answer(arm, slot.version, result.outputs, result)
 
-    def _submit(self, arm: Arm, columns: Columns) -> tuple[Slot, asyncio.Future[BatchResult]]:
+    def _submit(self, arm: Arm, columns: Columns, request_id: str) -> tuple[Slot, asyncio.Future[BatchResult]]:
         for _ in range(_SWAP_RETRIES):
             slot = arm.slot
             assert slot is not None, "the app has not started"
             try:
-                return slot, slot.batcher.submit(columns)
+                return slot, slot.batcher.submit(columns, request_id)
             except BatcherClosedError:
                 continue  # swapped between reading the slot and submitting: read it again
         raise OverloadedError(f"model {self.name!r} is being swapped; retry")
 
-    def _mirror(self, columns: Columns, *, request_id: str, metrics: ServerMetrics, started: float) -> None:
+    def _mirror(self, columns: Columns, *, request_id: str, metrics: ServerMetrics) -> None:
+        """Queue a copy on the shadow; its batch hook records its metrics and prediction log."""
         shadow = self.shadow
         assert shadow is not None
         assert shadow.slot is not None
         slot = shadow.slot
         version = str(slot.version)
         try:
-            future = slot.batcher.submit(columns)
+            future = slot.batcher.submit(columns, request_id)
         except (OverloadedError, BatcherClosedError):
             metrics.requests.labels(self.name, version, "shadow", "shadow", "503").inc()
             return
 
         def done(finished: asyncio.Future[BatchResult]) -> None:
-            if finished.cancelled() or finished.exception() is not None:
-                metrics.requests.labels(self.name, version, "shadow", "shadow", "error").inc()
-                return
-            result = finished.result()
-            metrics.requests.labels(self.name, version, "shadow", "shadow", "200").inc()
-            slot.observer.answered(result.queue_seconds, result.outputs)
-            if shadow.log is not None:
-                shadow.log.record(request_id, slot.version, columns, result.outputs, time.perf_counter() - started)
+            failed = finished.cancelled() or finished.exception() is not None
+            metrics.requests.labels(self.name, version, "shadow", "shadow", "error" if failed else "200").inc()
 
         future.add_done_callback(done)
 

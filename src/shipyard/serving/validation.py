@@ -39,10 +39,16 @@ _NUMBER = (int, float)
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Columns:
-    """Validated input: one 1-D array per column, in the signature's order, all ``rows`` long."""
+    """Validated input: one 1-D array per column, in the signature's order, all ``rows`` long.
+
+    ``matrix``, when set, holds the same values as one 2-D array (columns in the
+    signature's order, ``data`` being its column views): numeric rows arrive that way,
+    and a batch of them is then one ``concatenate`` and one model input, not one per column.
+    """
 
     data: dict[str, Array]
     rows: int
+    matrix: Array | None = None
 
 
 def check_columns(raw: Mapping[str, Any], signature: Signature | None, *, model: str = "the model") -> Columns:
@@ -196,6 +202,51 @@ def _datetimes(array: Array) -> Array | None:
         return array.astype("datetime64[ns]")
     except ValueError:
         return None
+
+
+def numeric_rows(names: Any, rows: Any, signature: Signature | None) -> Columns | None:
+    """Rows of numbers as checked columns in one numpy call; ``None`` when the general path must decide.
+
+    Taken when every signature column is ``float`` (or every one ``integer``), ``names``
+    is absent or the signature's own order, and every row is a list of that many plain
+    numbers (no booleans, strings or ``None``): exactly the input :func:`check_columns`
+    would accept and convert the same way, so anything else falls back to it and to its
+    error messages.
+    """
+    if signature is None or not isinstance(rows, list) or not rows:
+        return None
+    types = {spec.type for spec in signature.inputs}
+    if types == {"float"}:
+        allowed: tuple[type, ...] = (float, int)
+        dtype: Any = np.float64
+    elif types == {"integer"}:
+        allowed, dtype = (int,), np.int64
+    else:
+        return None
+    expected = signature.input_names
+    if names is not None and names != expected:
+        return None
+    width = len(expected)
+    for row in rows:
+        if type(row) is not list or len(row) != width or not all(type(v) in allowed for v in row):
+            return None
+    try:
+        matrix = np.array(rows, dtype=dtype)
+    except OverflowError:  # an integer beyond int64: the general path says which column
+        return None
+    return Columns({name: matrix[:, i] for i, name in enumerate(expected)}, len(rows), matrix)
+
+
+def numeric_records(records: Any, signature: Signature | None) -> Columns | None:
+    """:func:`numeric_rows` for ``[{"a": 1, "b": 2}, ...]`` holding exactly the signature's columns."""
+    if signature is None or not isinstance(records, list) or not records:
+        return None
+    expected = signature.input_names
+    try:
+        rows = [[record[name] for name in expected] for record in records if len(record) == len(expected)]
+    except (KeyError, TypeError):
+        return None
+    return numeric_rows(None, rows, signature) if len(rows) == len(records) else None
 
 
 def columns_from_records(records: Any) -> dict[str, list[Any]]:
