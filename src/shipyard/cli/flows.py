@@ -246,7 +246,7 @@ def card(
 
     target: object = flow
     if ":" in flow:
-        from shipyard.flows._loader import load_flow
+        from shipyard.flows.api import load_flow
 
         target = load_flow(flow)
     text = flow_card(target, client=client())  # type: ignore[arg-type]

@@ -23,9 +23,9 @@ from shipyard.cli._common import client, console, seconds
 from shipyard.cli.flows import dag_tree, state_text
 from shipyard.errors import InvalidInputError
 from shipyard.flows import _params
-from shipyard.flows._loader import flows_in, load_flow, load_module
+from shipyard.flows._loader import load_module
 from shipyard.flows._run import LiveRun, execute
-from shipyard.flows.api import resume
+from shipyard.flows.api import flows_in, load_flow, resume
 from shipyard.flows.models import FlowRun
 
 _ACTIVE = ("running", "retrying")

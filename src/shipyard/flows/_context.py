@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from shipyard.flows._runner import Runner
+from shipyard.flows._protocols import Submitter
 
-current_runner: contextvars.ContextVar[Runner | None] = contextvars.ContextVar("shipyard_flow_runner", default=None)
+current_runner: contextvars.ContextVar[Submitter | None] = contextvars.ContextVar("shipyard_flow_runner", default=None)

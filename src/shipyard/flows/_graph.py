@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shipyard.errors import InvalidInputError
 from shipyard.flows.models import TaskRunError
 from shipyard.store.entities import TaskRun, ValueRef
-
-if TYPE_CHECKING:
-    from shipyard.flows._runner import Runner
 
 _FAILED = frozenset({"failed", "skipped", "cancelled", "crashed"})
 
@@ -27,7 +24,7 @@ class Waitable:
 
     __slots__ = ("_callbacks", "_done", "_event", "_lock", "key", "owner")
 
-    def __init__(self, key: str, owner: Runner) -> None:
+    def __init__(self, key: str, owner: object) -> None:
         self.key = key
         self.owner = owner
         self._lock = threading.Lock()
@@ -89,7 +86,7 @@ class TaskFuture(Waitable):
 
     __slots__ = ("_error", "_exception", "_loader", "_value", "ref", "state")
 
-    def __init__(self, key: str, owner: Runner) -> None:
+    def __init__(self, key: str, owner: object) -> None:
         super().__init__(key, owner)
         self.state = "pending"
         self.ref: ValueRef | None = None
@@ -145,7 +142,7 @@ class MapFuture(Waitable):
 
     __slots__ = ("_expanded", "_failure", "_on_expanded", "children")
 
-    def __init__(self, key: str, owner: Runner) -> None:
+    def __init__(self, key: str, owner: object) -> None:
         super().__init__(key, owner)
         self.children: list[TaskFuture] | None = None
         self._expanded = threading.Event()
@@ -270,7 +267,7 @@ def resolve(value: Any) -> Any:
     return value
 
 
-def check_owner(waitables: Sequence[Waitable], runner: Runner, task_name: str) -> None:
+def check_owner(waitables: Sequence[Waitable], runner: object, task_name: str) -> None:
     """Refuse futures made by another flow run: they are not part of this DAG."""
     for waitable in waitables:
         if waitable.owner is not runner:

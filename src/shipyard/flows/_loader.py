@@ -1,4 +1,8 @@
-"""Finding flows in code: ``pipelines.py:retrain`` (a file) or ``package.module:retrain``."""
+"""Finding objects in code: ``pipelines.py:retrain`` (a file) or ``package.module:retrain``.
+
+The loader knows files and modules, not flows: it returns the module and the name it
+found, and ``shipyard.flows.api.load_flow`` checks that the object is a flow.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,8 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from shipyard.errors import InvalidInputError, NotFoundError
-
-if TYPE_CHECKING:
-    from shipyard.flows.api import Flow
 
 FILE_MODULE_PREFIX = "_shipyard_flow_file_"
 
@@ -45,30 +45,14 @@ def load_module(path: str | Path) -> ModuleType:
     return module
 
 
-def flows_in(module: ModuleType) -> dict[str, Flow]:
-    """Every flow defined at the top level of ``module``, by attribute name."""
-    from shipyard.flows.api import Flow
-
-    return {name: value for name, value in vars(module).items() if isinstance(value, Flow)}
-
-
-def load_flow(target: str) -> Flow:
-    """The flow at ``FILE.py:NAME`` or ``module.path:NAME``."""
+def import_target(target: str) -> tuple[ModuleType, str]:
+    """The module of ``FILE.py:NAME`` or ``module.path:NAME``, imported, and ``NAME``."""
     source, sep, attr = target.rpartition(":")
     if not sep or not source or not attr:
         raise InvalidInputError(f"flow target {target!r} must look like FILE.py:FLOW or module:FLOW", field="target")
     if source.endswith(".py") or "/" in source or "\\" in source:
-        module = load_module(source)
-    else:
-        try:
-            module = importlib.import_module(source)
-        except ImportError as exc:
-            raise NotFoundError(f"cannot import module {source!r} for flow {target!r}: {exc}", field="target") from exc
-    found = flows_in(module)
-    value = getattr(module, attr, None)
-    from shipyard.flows.api import Flow
-
-    if not isinstance(value, Flow):
-        known = ", ".join(sorted(found)) or "none"
-        raise NotFoundError(f"{source} has no flow {attr!r}; its flows are: {known}", field="flow")
-    return value
+        return load_module(source), attr
+    try:
+        return importlib.import_module(source), attr
+    except ImportError as exc:
+        raise NotFoundError(f"cannot import module {source!r} for flow {target!r}: {exc}", field="target") from exc

@@ -5,20 +5,20 @@ from __future__ import annotations
 import inspect
 import itertools
 import random
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from shipyard.errors import InvalidInputError
 from shipyard.flows import _values
 from shipyard.flows._attempt import Attempt
 from shipyard.flows._graph import MapFuture, TaskFuture, Waitable, unmapped
+from shipyard.flows._protocols import TaskSpec
 from shipyard.store import Stores
 from shipyard.store.entities import TaskRun, ValueRef
-
-if TYPE_CHECKING:
-    from shipyard.flows.api import Task
 
 _REUSABLE = ("succeeded", "cached")
 
@@ -62,7 +62,13 @@ class Node:
     )
 
     def __init__(
-        self, task: Task, key: str, bound: inspect.BoundArguments, waits: list[Waitable], future: TaskFuture, id: str
+        self,
+        task: TaskSpec,
+        key: str,
+        bound: inspect.BoundArguments,
+        waits: list[Waitable],
+        future: TaskFuture,
+        id: str,
     ) -> None:
         self.task = task
         self.key = key
@@ -98,7 +104,7 @@ class LazyValue:
 
     __slots__ = ("data", "serializer", "task")
 
-    def __init__(self, serializer: str, data: bytes, task: Task) -> None:
+    def __init__(self, serializer: str, data: bytes, task: TaskSpec) -> None:
         self.serializer, self.data, self.task = serializer, data, task
 
     def load(self) -> Any:
@@ -107,7 +113,7 @@ class LazyValue:
         return deserialize(self.serializer, self.data, self.task.serializers)
 
 
-def stored_loader(stores: Stores, ref: ValueRef, task: Task) -> Callable[[], Any]:
+def stored_loader(stores: Stores, ref: ValueRef, task: TaskSpec) -> Callable[[], Any]:
     return lambda: _values.load(stores, ref, task.serializers)
 
 
@@ -149,7 +155,7 @@ def upstream_keys(waits: Sequence[Waitable]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def retry_delay(task: Task, attempt: int) -> float:
+def retry_delay(task: TaskSpec, attempt: int) -> float:
     """Seconds before retry number ``attempt``: explicit list, or delay x backoff^(n-1), with jitter."""
     delay = task.retry_delay
     if isinstance(delay, int | float):
@@ -160,3 +166,41 @@ def retry_delay(task: Task, attempt: int) -> float:
     if task.retry_jitter:
         base *= 1 + random.uniform(-task.retry_jitter, task.retry_jitter)
     return max(base, 0.0)
+
+
+class TagLimits:
+    """Caps on concurrently running task calls per tag (a flow's ``tag_limits``) within one run."""
+
+    def __init__(self, limits: Mapping[str, int]) -> None:
+        self.limits = dict(limits)
+        self._running: dict[str, int] = {}
+        self._waiting: deque[Node] = deque()
+        self._lock = threading.Lock()
+
+    def take(self, node: Node) -> bool:
+        """Count the node as running under its tags; False (and parked) when a tag is at its limit."""
+        limited = [t for t in node.task.tags if t in self.limits]
+        with self._lock:
+            if any(self._running.get(t, 0) >= self.limits[t] for t in limited):
+                self._waiting.append(node)
+                return False
+            for tag in limited:
+                self._running[tag] = self._running.get(tag, 0) + 1
+        return True
+
+    def release(self, node: Node) -> list[Node]:
+        """The node stopped running: returns the parked nodes, to launch again."""
+        limited = [t for t in node.task.tags if t in self.limits]
+        if not limited:
+            return []
+        with self._lock:
+            for tag in limited:
+                self._running[tag] -= 1
+            waiting, self._waiting = list(self._waiting), deque()
+        return waiting
+
+    def drain(self) -> list[Node]:
+        """Every parked node, which will not be launched any more (the run is cancelled)."""
+        with self._lock:
+            waiting, self._waiting = list(self._waiting), deque()
+        return waiting

@@ -23,11 +23,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from shipyard.flows._attempt import Attempt, Outcome, describe, environment, execute, failed
+from shipyard.flows._attempt import Attempt, describe, environment, execute, failed
+from shipyard.flows._protocols import DoneFn, StartFn
 
 LogFn = Callable[[str, str], None]
-StartFn = Callable[[float], None]
-DoneFn = Callable[[Outcome], None]
 _Job = tuple[Attempt, StartFn, LogFn, DoneFn]
 
 

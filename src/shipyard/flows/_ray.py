@@ -31,8 +31,8 @@ from typing import Any
 
 from shipyard.errors import ConfigError, InvalidInputError
 from shipyard.flows._attempt import Attempt, Outcome, describe, environment, execute, failed
+from shipyard.flows._protocols import DoneFn, Launch, StartFn
 from shipyard.flows._timers import Timers
-from shipyard.flows.executors import DoneFn, Launch, StartFn
 
 _pickle_lock = threading.Lock()
 

@@ -13,21 +13,19 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shipyard.flows import _values
 from shipyard.flows._capture import streams
 from shipyard.flows._context import current_runner
 from shipyard.flows._graph import resolve
+from shipyard.flows._protocols import Executor, FlowSpec
 from shipyard.flows._recorder import Recorder
 from shipyard.flows._runner import Runner
 from shipyard.flows._serializers import serialize
-from shipyard.flows.executors import Executor, make_executor
+from shipyard.flows.executors import make_executor
 from shipyard.store import Stores
 from shipyard.store.entities import FlowRun, TaskRun, ValueRef
-
-if TYPE_CHECKING:
-    from shipyard.flows.api import Flow
 
 RESUMABLE = ("failed", "crashed", "cancelled")
 
@@ -56,7 +54,7 @@ class _Holder:
         self.stores = stores
 
 
-def new_run(flow: Flow, params: Mapping[str, Any], *, executor_name: str, trigger: str) -> FlowRun:
+def new_run(flow: FlowSpec, params: Mapping[str, Any], *, executor_name: str, trigger: str) -> FlowRun:
     """The record of a run about to start now."""
     now = time.time()
     return FlowRun(
@@ -82,7 +80,7 @@ def new_run(flow: Flow, params: Mapping[str, Any], *, executor_name: str, trigge
 
 
 def execute(
-    flow: Flow,
+    flow: FlowSpec,
     params: dict[str, Any],
     stores: Stores,
     *,
@@ -129,7 +127,7 @@ def execute(
 
 
 def _drive(
-    flow: Flow,
+    flow: FlowSpec,
     params: dict[str, Any],
     stores: Stores,
     run: FlowRun,

@@ -14,11 +14,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import Context
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shipyard.errors import InvalidInputError
-from shipyard.flows import _values
 from shipyard.flows._attempt import Attempt, Outcome, TrackSpec, describe
 from shipyard.flows._cache import cache_key, input_hash
 from shipyard.flows._graph import MapFuture, TaskFuture, Waitable, check_owner, find_waitables, resolve
@@ -26,23 +24,20 @@ from shipyard.flows._nodes import (
     Ids,
     LazyValue,
     Node,
+    TagLimits,
     add_wait_for,
     elements,
     retry_delay,
     reusable,
     stored_loader,
     unwrap,
-    upstream_keys,
 )
+from shipyard.flows._protocols import Executor, Launch, TaskSpec
 from shipyard.flows._recorder import Recorder
-from shipyard.flows._serializers import serialize
+from shipyard.flows._records import TaskRecords
 from shipyard.flows._timers import Timers
-from shipyard.flows.executors import Executor, Launch
 from shipyard.store import Stores
-from shipyard.store.entities import TaskLogLine, TaskRun, ValueRef
-
-if TYPE_CHECKING:
-    from shipyard.flows.api import Task
+from shipyard.store.entities import TaskRun, ValueRef
 
 # Attempts handed to the executor in one go while a fan-out is being added.
 _LAUNCH_BATCH = 64
@@ -68,7 +63,7 @@ class Runner:
         self.flow_run_id = flow_run_id
         self.stores = stores
         self.executor = executor
-        self.recorder = recorder
+        self.records = TaskRecords(flow_run_id, recorder, executor.name)
         self.previous = previous
         self.context = context
         self.env = dict(env)
@@ -83,17 +78,17 @@ class Runner:
         self._nodes: list[Node] = []
         self._local = threading.local()
         self._timers = Timers("shipyard-retries")
-        self._tag_limits = dict(tag_limits)
-        self._tag_running: dict[str, int] = {}
-        self._tag_waiting: deque[Node] = deque()
+        self._tags = TagLimits(tag_limits)
         self._ids = Ids()
 
     # called from the flow function ---------------------------------------------------
-    def submit(self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Sequence[Any]) -> TaskFuture:
+    def submit(
+        self, task: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Sequence[Any]
+    ) -> TaskFuture:
         """Add a task call to the DAG; it starts when the futures among its arguments are done."""
         return self._add(task, self._next_key(task.name), args, kwargs, wait_for, ())
 
-    def map(self, task: Task, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Sequence[Any]) -> MapFuture:
+    def map(self, task: TaskSpec, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Sequence[Any]) -> MapFuture:
         """Add one call per element of the list arguments; lists behind futures are expanded when known."""
         mapped = MapFuture(self._next_key(task.name), self)
         slots: list[tuple[int | str, Any]] = [*enumerate(args), *kwargs.items()]
@@ -129,7 +124,7 @@ class Runner:
         return mapped
 
     def _expand(
-        self, task: Task, mapped: MapFuture, slots: list[tuple[int | str, Any]], wait_for: Sequence[Any]
+        self, task: TaskSpec, mapped: MapFuture, slots: list[tuple[int | str, Any]], wait_for: Sequence[Any]
     ) -> None:
         upstream: list[Waitable] = []
         if any(isinstance(v, Waitable) and v.failed and not isinstance(v, MapFuture) for _, v in slots):
@@ -161,7 +156,7 @@ class Runner:
 
     def _add_mapped(
         self,
-        task: Task,
+        task: TaskSpec,
         mapped: MapFuture,
         slots: list[tuple[int | str, Any]],
         columns: dict[int | str, list[Any]],
@@ -184,7 +179,7 @@ class Runner:
 
     def _add(
         self,
-        task: Task,
+        task: TaskSpec,
         key: str,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
@@ -205,7 +200,7 @@ class Runner:
             self._nodes.append(node)
             self._unfinished += 1
         if previous is None or not reusable(previous):  # a reusable row stays as it is until decided
-            self.recorder.task(node.id, partial(self._snapshot, node))
+            self.records.changed(node)
         for waitable in waits:
             waitable.add_done_callback(lambda: self._upstream_done(node))
         self._upstream_done(node)
@@ -275,7 +270,7 @@ class Runner:
     def _reuse(self, node: Node) -> bool:
         task = node.task
         values = {name: resolve(value) for name, value in node.bound.arguments.items()}
-        unstored = self._record_inputs(node, values)
+        unstored = self.records.inputs(node, values)
         node.bound.arguments.update(values)
         node.input_hash = input_hash(node.inputs, unstored)
         previous = self.previous.get(node.key)
@@ -288,7 +283,7 @@ class Runner:
                 node.kept = True
                 self._succeed(node, previous.state, previous.output, loader=loader, record=False)
                 return True
-            self.recorder.task(node.id, partial(self._snapshot, node))
+            self.records.changed(node)
         if not task.cache or unstored:
             return False
         node.cache_key = cache_key(task.source_hash, node.input_hash)
@@ -303,35 +298,17 @@ class Runner:
         self._succeed(node, "cached", hit.output, loader=stored_loader(self.stores, hit.output, task))
         return True
 
-    def _record_inputs(self, node: Node, values: dict[str, Any]) -> dict[str, str]:
-        unstored: dict[str, str] = {}
-        for name, raw in node.bound.arguments.items():
-            if isinstance(raw, TaskFuture) and raw.ref is not None:
-                node.inputs[name] = raw.ref
-                continue
-            value = values[name]
-            try:
-                serializer, data = serialize(value, node.task.serializers, what=f"argument {name!r}")
-            except InvalidInputError:
-                node.inputs[name] = None
-                unstored[name] = f"{type(value).__module__}.{type(value).__qualname__}"
-                continue
-            ref = _values.make_ref(serializer, data, value)
-            self.recorder.value(ref.digest, data)
-            node.inputs[name] = ref
-        return unstored
-
     def _launch(self, node: Node) -> None:
         task = node.task
         if self.cancelled:
             self._settle(node, "cancelled", "cancelled before it started")
             return
-        if self._tag_limits and not self._take_tags(node):
+        if self._tags.limits and not self._tags.take(node):
             return
         node.attempts += 1
         attempt = Attempt(
             node.key, task.name, task.fn, node.bound.args, node.bound.kwargs, task.kind, task.resources,
-            task.timeout, task.serializers, node.attempts, context=self.context, sink=self._sink(node),
+            task.timeout, task.serializers, node.attempts, context=self.context, sink=self.records.sink(node),
             env=self.env, track=self._track(task),
         )  # fmt: skip
         node.attempt = attempt
@@ -346,7 +323,7 @@ class Runner:
         else:
             self._submit([(node, launch)])
 
-    def _track(self, task: Task) -> TrackSpec | None:
+    def _track(self, task: TaskSpec) -> TrackSpec | None:
         if not task.track:
             return None
         return TrackSpec(self.experiment, self.tracking_run_id, self.stores if task.kind == "thread" else None)
@@ -354,7 +331,7 @@ class Runner:
     def _started(self, node: Node, attempt: Attempt, at: float) -> None:
         if node.attempt is attempt and not node.settled:
             node.state, node.start_time, node.end_time = "running", at, None
-            self.recorder.task(node.id, partial(self._snapshot, node))
+            self.records.changed(node)
 
     # outcomes --------------------------------------------------------------------------
     def _attempt_done(self, node: Node, attempt: Attempt, outcome: Outcome) -> None:
@@ -362,14 +339,13 @@ class Runner:
         for stream, text in outcome.logs:
             if attempt.sink is not None:
                 attempt.sink(stream, text)
-        self._flush_lines(node)
+        self.records.flush_lines(node)
         if node.attempt is not attempt or node.settled:
             return
         node.start_time, node.end_time = outcome.start_time, outcome.end_time
         node.tracking_run_id = outcome.tracking_run_id or node.tracking_run_id
         if outcome.ok and outcome.data is not None and outcome.serializer is not None:
-            ref = _values.make_ref(outcome.serializer, outcome.data, outcome.value, outcome.type_name)
-            self.recorder.value(ref.digest, outcome.data)
+            ref = self.records.output(outcome)
             if outcome.has_value:
                 self._succeed(node, "succeeded", ref, value=outcome.value)
             else:
@@ -382,7 +358,7 @@ class Runner:
             self._settle(node, "cancelled", "cancelled while running")
         elif node.attempts <= node.task.retries:
             node.state, node.error = "retrying", error
-            self.recorder.task(node.id, partial(self._snapshot, node))
+            self.records.changed(node)
             delay = retry_delay(node.task, node.attempts)
             self._timers.call_later(delay, lambda: self._relaunch(node))
         else:
@@ -412,7 +388,7 @@ class Runner:
         node.output, node.error = ref, None  # before the state: a snapshot never sees succeeded without output
         node.state = state
         if record:
-            self.recorder.task(node.id, partial(self._snapshot, node))
+            self.records.changed(node)
         node.future.ref = ref
         node.future._set_result(state, value, loader)
         self._done_with_one()
@@ -427,7 +403,7 @@ class Runner:
         node.state, node.error = state, error
         if node.end_time is None or state in ("skipped", "cancelled"):
             node.end_time = time.time()
-        self.recorder.task(node.id, partial(self._snapshot, node))
+        self.records.changed(node)
         first_line = error.splitlines()[0] if error else state
         message = f"{summary or f'task {node.key!r} {state}'}: {first_line}"
         if state in ("failed", "crashed"):
@@ -453,7 +429,7 @@ class Runner:
         self.cancelled = True
         with self._lock:
             live = [n for n in self._nodes if not n.settled]
-            waiting, self._tag_waiting = list(self._tag_waiting), deque()
+        waiting = self._tags.drain()
         for node in live:
             attempt = node.attempt
             if attempt is not None and not attempt.finished:
@@ -469,78 +445,8 @@ class Runner:
         """Every task run of this flow run as recorded: this run's calls, and earlier rows not called again."""
         with self._lock:
             nodes = list(self._nodes)
-        rows: dict[str, TaskRun] = dict(self.previous)
-        for node in nodes:
-            if not node.kept:
-                rows[node.key] = self._snapshot(node)
-        return tuple(sorted(rows.values(), key=lambda t: (t.created_at, t.task_key)))
-
-    # tags, logs, records ---------------------------------------------------------------
-    def _take_tags(self, node: Node) -> bool:
-        limited = [t for t in node.task.tags if t in self._tag_limits]
-        with self._lock:
-            if any(self._tag_running.get(t, 0) >= self._tag_limits[t] for t in limited):
-                self._tag_waiting.append(node)
-                return False
-            for tag in limited:
-                self._tag_running[tag] = self._tag_running.get(tag, 0) + 1
-        return True
+        return self.records.task_runs(nodes, self.previous)
 
     def _release_tags(self, node: Node) -> None:
-        limited = [t for t in node.task.tags if t in self._tag_limits]
-        if not limited:
-            return
-        with self._lock:
-            for tag in limited:
-                self._tag_running[tag] -= 1
-            waiting, self._tag_waiting = list(self._tag_waiting), deque()
-        for parked in waiting:
+        for parked in self._tags.release(node):
             self._launch(parked)
-
-    def _sink(self, node: Node) -> Any:
-        def sink(stream: str, text: str) -> None:
-            if node.lines is None:
-                node.lines = {}
-            pending = node.lines.get(stream, "") + text
-            *complete, rest = pending.split("\n")
-            node.lines[stream] = rest
-            now = time.time()
-            for line in complete:
-                self.recorder.log(TaskLogLine(self.flow_run_id, node.id, node.key, stream, line, now))
-
-        return sink
-
-    def _flush_lines(self, node: Node) -> None:
-        if not node.lines:
-            return
-        now = time.time()
-        for stream, rest in node.lines.items():
-            if rest:
-                self.recorder.log(TaskLogLine(self.flow_run_id, node.id, node.key, stream, rest, now))
-        node.lines = {}
-
-    def _snapshot(self, node: Node) -> TaskRun:
-        task = node.task
-        return TaskRun(
-            id=node.id,
-            flow_run_id=self.flow_run_id,
-            task_key=node.key,
-            name=task.name,
-            state=node.state,
-            attempts=node.attempts,
-            created_at=node.created_at,
-            start_time=node.start_time,
-            end_time=node.end_time,
-            resources=task.resource_record,
-            tags=task.tags,
-            upstream=upstream_keys(node.waits),
-            inputs=dict(node.inputs),
-            input_hash=node.input_hash,
-            cache_key=node.cache_key,
-            output=node.output,
-            error=node.error,
-            kind=self.executor.name if self.executor.name != "local" else task.kind,
-            reused_from=node.reused_from,
-            tracking_run_id=node.tracking_run_id,
-            options=task.option_record,
-        )

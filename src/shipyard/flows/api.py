@@ -26,17 +26,18 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any, overload
 
-from shipyard.errors import ConflictError, InvalidInputError
-from shipyard.flows import _params, _run, _values
+from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
+from shipyard.flows import _loader, _params, _run, _values
 from shipyard.flows._cache import source_hash
 from shipyard.flows._context import current_runner
 from shipyard.flows._graph import MapFuture, TaskFuture
+from shipyard.flows._protocols import Executor
 from shipyard.flows._resources import Resources
 from shipyard.flows._run import LiveRun
 from shipyard.flows._serializers import DEFAULT_SERIALIZERS, Serializer
-from shipyard.flows.executors import Executor
 from shipyard.flows.models import FlowRun, FlowRunError
 from shipyard.flows.triggers import Schedule, Trigger, as_schedule
 from shipyard.store import Stores
@@ -419,8 +420,6 @@ def resume(
             field="run_id",
         )
     if flow is None:
-        from shipyard.flows._loader import load_flow
-
         if record.entrypoint is None:
             raise InvalidInputError(
                 f"flow run {run_id} did not record where its flow lives; pass flow= to resume()", field="flow"
@@ -442,6 +441,22 @@ def resume(
         executor=executor,
         watch=watch,
     )
+
+
+def flows_in(module: ModuleType) -> dict[str, Flow]:
+    """Every flow defined at the top level of ``module``, by attribute name."""
+    return {name: value for name, value in vars(module).items() if isinstance(value, Flow)}
+
+
+def load_flow(target: str) -> Flow:
+    """The flow at ``FILE.py:NAME`` or ``module.path:NAME``."""
+    module, attr = _loader.import_target(target)
+    value = getattr(module, attr, None)
+    if not isinstance(value, Flow):
+        known = ", ".join(sorted(flows_in(module))) or "none"
+        source = target.rpartition(":")[0]
+        raise NotFoundError(f"{source} has no flow {attr!r}; its flows are: {known}", field="flow")
+    return value
 
 
 def run_queued(flow: Flow, record: FlowRun, *, stores: Stores, executor: str | Executor | None = None) -> FlowRun:

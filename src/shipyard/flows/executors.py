@@ -27,17 +27,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from shipyard.errors import InvalidInputError
 from shipyard.flows._attempt import Attempt, Outcome, execute, failed
 from shipyard.flows._capture import current_sink
+from shipyard.flows._context import current_runner
+from shipyard.flows._protocols import DoneFn, Executor, Launch, StartFn
 from shipyard.flows._resources import parse_memory
 from shipyard.flows._timers import Timers
 
-StartFn = Callable[[float], None]
-DoneFn = Callable[[Outcome], None]
-Launch = tuple[Attempt, StartFn, DoneFn]
 _RESOURCES = ("cpus", "memory", "gpus")
 
 
@@ -48,19 +47,6 @@ class _Queued:
     on_start: StartFn
     on_done: DoneFn
     need: dict[str, float]
-
-
-class Executor(Protocol):
-    """Runs task attempts and reports each outcome exactly once."""
-
-    name: str
-
-    def submit_many(self, launches: Sequence[Launch]) -> list[tuple[int, InvalidInputError]]:
-        """Queue attempts; returns ``(index, error)`` for those that can never run here."""
-        ...
-
-    def cancel(self, attempt: Attempt) -> None: ...
-    def close(self) -> None: ...
 
 
 class LocalExecutor:
@@ -257,8 +243,6 @@ def _run_in_thread(attempt: Attempt, on_start: StartFn, done: DoneFn) -> None:
 
 
 def _guarded(attempt: Attempt, on_start: StartFn) -> Outcome:
-    from shipyard.flows._context import current_runner
-
     current_runner.set(None)  # a task calling a task runs it as a plain function
     token = current_sink.set(attempt.sink)
     try:
@@ -318,3 +302,6 @@ def __getattr__(name: str) -> Any:
 
         return RayExecutor
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Executor", "LocalExecutor", "make_executor"]
