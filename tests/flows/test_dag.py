@@ -200,21 +200,35 @@ def test_wait_for_only_takes_futures_and_bad_task_arguments_are_named(settings: 
     assert "task 'add' called with bad arguments" in (bad_args.run().error or "")
 
 
-def test_a_task_can_only_wait_on_earlier_calls_so_no_cycle_can_form(settings: Settings) -> None:
-    """The DAG has no API to add an edge: a future exists only after its call, so each node's
-    upstream keys were all created before it (checked on every recorded run here)."""
-
+def test_edges_are_exactly_the_futures_passed_and_each_task_starts_after_its_upstream(settings: Settings) -> None:
     @flow
     def pipeline() -> int:
-        a = double(1)
-        b = add(a, a)
-        return add(b, double(b)).result()
+        a = double(1)  # double-0
+        b = add(a, 5)  # add-0 <- double-0
+        c = double(b)  # double-1 <- add-0
+        d = add(b, c)  # add-1 <- add-0, double-1
+        e = total([a, d, 3])  # total-0 <- double-0, add-1: futures inside a list
+        f = double(7)  # double-2: independent
+        return add(e, f).result()  # add-2 <- total-0, double-2
 
     run = pipeline.run()
 
-    order = [t.task_key for t in sorted(run.tasks, key=lambda t: t.created_at)]
-    for t in run.tasks:
-        assert all(order.index(up) < order.index(t.task_key) for up in t.upstream)
+    assert run.result == (2 + 21 + 3) + 14
+    tasks = by_key(run)
+    assert {key: set(t.upstream) for key, t in tasks.items()} == {
+        "double-0": set(),
+        "add-0": {"double-0"},
+        "double-1": {"add-0"},
+        "add-1": {"add-0", "double-1"},
+        "total-0": {"double-0", "add-1"},
+        "double-2": set(),
+        "add-2": {"total-0", "double-2"},
+    }
+    for task_run in run.tasks:
+        for upstream in task_run.upstream:
+            assert task_run.start_time >= tasks[upstream].end_time, (task_run.task_key, upstream)
+    stored = {t.task_key: set(t.upstream) for t in get_flow_run(run.id).tasks}
+    assert stored == {key: set(t.upstream) for key, t in tasks.items()}
 
 
 def test_threads_run_independent_tasks_concurrently(settings: Settings) -> None:
