@@ -202,8 +202,9 @@ class LocalExecutor:
             for group in self._queue.values():
                 for item in [i for i in group if i.attempt is attempt]:
                     group.remove(item)
-        if attempt.kind == "process" and self._processes is not None and self._processes.kill(attempt):
-            # A killed worker reports nothing more: free what the attempt held here.
+        if attempt.kind == "process" and self._processes is not None:
+            # Killed, or taken off the pool's queue: it reports nothing more, so free what it held here.
+            self._processes.kill(attempt)
             self._finish(attempt, _ignore, failed("cancelled", _now()))
 
     def close(self) -> None:
