@@ -86,8 +86,14 @@ def test_sigterm_ends_one_worker_serving_runs_finished(store: Settings, tmp_path
         )
     try:
         _wait_listening(proc, port, log)
-        answer = httpx.post(f"http://127.0.0.1:{port}/models/toy/predict", json={"records": [ROW]}, timeout=10)
-        assert answer.json()["predictions"] == [1.0]
+        # one keep-alive connection through the server's own HTTP protocol (header block and body in one
+        # write): answers with and without a body must stay framed right, one after the other
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(3):
+                assert http.post("/models/toy/predict", json={"records": [ROW]}).json()["predictions"] == [1.0]
+                assert http.head("/v2/health/live").status_code in {200, 405}
+                assert http.get("/nowhere").status_code == 404
+                assert "shipyard_requests_total" in http.get("/metrics").text
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)

@@ -267,7 +267,7 @@ def _concatenate(parts: Sequence[Columns]) -> Columns:
     matrices = [p.matrix for p in parts if p.matrix is not None]
     if len(matrices) == len(parts):
         matrix: Array = np.concatenate(matrices)
-        return Columns({name: matrix[:, i] for i, name in enumerate(names)}, rows, matrix)
+        return Columns(dict(zip(names, matrix.T, strict=True)), rows, matrix)
     return Columns({name: np.concatenate([p.data[name] for p in parts]) for name in names}, rows)
 
 

@@ -128,22 +128,22 @@ def _run_worker(
     from shipyard.serving.app import create_app
 
     app = create_app(config, client=StoresClient(stores), deployments=deployments, metrics=metrics)
-    options = {"loop": "auto", "http": "auto"}
+    options: dict[str, Any] = {"loop": "auto", "http": "auto"}
     with contextlib.suppress(ImportError):
         import uvloop  # noqa: F401
 
         options["loop"] = "uvloop"
     with contextlib.suppress(ImportError):
-        import httptools  # noqa: F401
+        from shipyard.serving._http import OneWriteHttpTools  # needs httptools
 
-        options["http"] = "httptools"
+        options["http"] = OneWriteHttpTools
     server_config = uvicorn.Config(
         app,
         log_config=None,
         access_log=False,  # shipyard's JSON access log replaces uvicorn's
         timeout_graceful_shutdown=30,
         backlog=2048,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
     server = uvicorn.Server(server_config)
     if on_ready is not None:

@@ -234,7 +234,7 @@ def numeric_rows(names: Any, rows: Any, signature: Signature | None) -> Columns 
         matrix = np.array(rows, dtype=dtype)
     except OverflowError:  # an integer beyond int64: the general path says which column
         return None
-    return Columns({name: matrix[:, i] for i, name in enumerate(expected)}, len(rows), matrix)
+    return Columns(dict(zip(expected, matrix.T, strict=True)), len(rows), matrix)
 
 
 def numeric_records(records: Any, signature: Signature | None) -> Columns | None:
