@@ -6,7 +6,9 @@ import dataclasses
 import gc
 import os
 import threading
+import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -14,7 +16,18 @@ import pytest
 
 from shipyard.config import Settings
 from shipyard.errors import FlowRunError, StoreUnavailableError
-from shipyard.flows import LocalExecutor, Resources, _recorder, emit_event, flow, get_flow_run, on_event, task
+from shipyard.flows import (
+    LocalExecutor,
+    Resources,
+    _recorder,
+    cancel_flow_run,
+    emit_event,
+    flow,
+    get_flow_run,
+    list_flow_runs,
+    on_event,
+    task,
+)
 from shipyard.flows._recorder import Recorder
 from shipyard.store import Stores
 from shipyard.store.entities import TaskLogLine
@@ -154,6 +167,49 @@ def test_dead_worker_processes_are_reported_reaped_and_replaced(settings: Settin
         children = psutil.Process().children()
         assert [c for c in children if c.status() == psutil.STATUS_ZOMBIE] == []
         assert len([c for c in children if "spawn" in " ".join(c.cmdline())]) <= 1
+    finally:
+        executor.close()
+
+
+@task(kind="process", resources=Resources(cpus=1))
+def stuck(path: str) -> None:
+    Path(path).write_text("started")
+    time.sleep(60)
+
+
+@task(kind="process", resources=Resources(cpus=2))
+def wide() -> str:
+    return "ran"
+
+
+def test_cancelled_process_tasks_free_their_cpus_for_the_next_run(settings: Settings, tmp_path: Path) -> None:
+    executor = LocalExecutor(cpus=2, max_processes=1)  # the second stuck task waits for the one worker
+
+    @flow(executor=executor)
+    def blocked() -> None:
+        stuck(str(tmp_path / "a"))
+        stuck(str(tmp_path / "b"))
+
+    @flow(executor=executor)
+    def after() -> str:
+        return wide().result()
+
+    results: list[Any] = []
+    try:
+        first = threading.Thread(target=lambda: results.append(blocked.run()), daemon=True)
+        first.start()
+        deadline = time.monotonic() + 60
+        while not list((tmp_path).glob("[ab]")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (running,) = list_flow_runs("blocked", states=["running"])
+        cancel_flow_run(running.id)
+        first.join(60)
+        second = threading.Thread(target=lambda: results.append(after.run()), daemon=True)
+        second.start()
+        second.join(60)  # on a leak of the first run's CPUs, `wide` would wait for ever
+
+        assert [r.state for r in results] == ["cancelled", "succeeded"]
+        assert results[1].result == "ran"
     finally:
         executor.close()
 
