@@ -44,7 +44,11 @@ _LAUNCH_BATCH = 64
 
 
 class Runner:
-    """Runs the task calls of one flow run on an executor and records them."""
+    """Orchestrates the DAG of one flow run: when each task call starts, is reused, retried or settled.
+
+    What it decides is written down by its :class:`TaskRecords` (records, values, log
+    lines); per-tag concurrency is counted by a :class:`TagLimits`.
+    """
 
     def __init__(
         self,
