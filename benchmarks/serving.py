@@ -214,7 +214,9 @@ def load(server: Server, target: Target, expected: list[Any], *, duration: float
 
 def verified(figures: dict[str, Any]) -> bool:
     """Whether every answer of the run was right: no error, no wrong answer, some answers."""
-    return "error" not in figures and figures["errors"] == 0 and figures["wrong"] == 0 and figures["requests"] > 0
+    if "error" in figures:
+        return False
+    return figures["errors"] == 0 and figures["wrong"] == 0 and figures["requests"] > 0
 
 
 def targets(args: argparse.Namespace, tmp: Path, rows: list[list[float]], env: dict[str, str]) -> list[Target]:
@@ -332,6 +334,8 @@ def main() -> None:
         figures[target.name] = measure(target, expected, args)
         if "error" in figures[target.name]:
             print(f"{target.name}: FAILED: {figures[target.name]['error']}")
+    for found in figures.values():
+        found["verified"] = verified(found)
     results["servers"] = figures
     report(results, args)
     if args.json is not None:

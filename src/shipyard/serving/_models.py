@@ -10,6 +10,7 @@ A load that fails leaves the old slot serving and keeps the reason in ``last_err
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -71,11 +72,13 @@ def model_function(model: LoadedModel, method: str) -> ModelFn:
         estimator_fn = getattr(model.raw, method)
         as_array = signature.input_format == "ndarray"
         names = signature.input_names
+        twin = None if as_array else _nameless(model.raw, names)
+        matrix_fn = estimator_fn if as_array else getattr(twin, method, None)
 
         def direct(batch: Columns) -> Any:
             if batch.matrix is not None:
-                if as_array:
-                    return estimator_fn(batch.matrix)
+                if matrix_fn is not None:
+                    return matrix_fn(batch.matrix)
                 return estimator_fn(pd.DataFrame(batch.matrix, columns=names, copy=False))
             frame = pd.DataFrame(batch.data, copy=False)
             return estimator_fn(frame.to_numpy() if as_array else frame)
@@ -87,6 +90,28 @@ def model_function(model: LoadedModel, method: str) -> ModelFn:
         return predict(pd.DataFrame(batch.data, copy=False))
 
     return checked
+
+
+def _nameless(estimator: Any, names: list[str]) -> Any:
+    """The estimator without its fitted feature names, to be fed matrices; ``None`` when that could change answers.
+
+    A scikit-learn estimator fitted on a frame checks a frame's column names on every
+    call (more than half of a small batch's time for a gradient-boosting model) and warns
+    on a bare array. When the names it was fitted on are the signature's, in order, a
+    matrix in the signature's order is the same input: a shallow copy (the fitted arrays
+    are shared, not copied) that forgot the names takes it as is. Anything else (no
+    names, other names or order, names computed by a property as a Pipeline's are) keeps
+    the frame.
+    """
+    fitted = getattr(estimator, "feature_names_in_", None)
+    if fitted is None or [str(n) for n in fitted] != list(names):
+        return None
+    twin = copy.copy(estimator)
+    try:
+        del twin.feature_names_in_
+    except AttributeError:
+        return None
+    return twin
 
 
 def warm(model: LoadedModel, method: str) -> str | None:
