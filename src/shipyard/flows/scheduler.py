@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -46,7 +46,9 @@ class Scheduler:
         executor: Executor | None = None,
         max_concurrent_runs: int = 4,
         tick_interval: float = 5.0,
+        on_event: Callable[[str, FlowRun], None] | None = None,
     ) -> None:
+        """``on_event(what, run)`` is called with ``"started"`` and then the final state of each run it executes."""
         if max_concurrent_runs < 1:
             raise InvalidInputError(f"max_concurrent_runs must be >= 1, got {max_concurrent_runs}", field="max_runs")
         names = [f.name for f in flows]
@@ -63,6 +65,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._registered = False
         self._last_poll: dict[tuple[str, str], float] = {}
+        self._on_event = on_event or (lambda what, run: None)
 
     def register(self) -> None:
         """Record the flows (schedule, triggers, owners) and start each trigger's cursor at 'now'."""
@@ -170,11 +173,15 @@ class Scheduler:
 
     def _execute(self, record: FlowRun) -> FlowRun:
         flow = self.flows[record.flow_name]
+        self._on_event("started", record)
         try:
-            return run_queued(flow, record, stores=self.stores, executor=self.executor)
+            final = run_queued(flow, record, stores=self.stores, executor=self.executor)
         except Exception as exc:  # bad stored parameters and the like: the run ends failed, with why
             self.stores.flows.end_flow_run(record.id, "failed", end_time=time.time(), result=None, error=str(exc))
+            self._on_event("failed", record)
             raise
+        self._on_event(final.state, final)
+        return final
 
     def wait(self) -> None:
         """Block until the runs this scheduler started have ended."""
