@@ -11,7 +11,8 @@ Routes:
     GET  /metrics                              Prometheus
     POST /admin/reload[?model=name]            check aliases now, swap what moved
     GET  /admin/models                         what each arm serves, its last load error
-    GET  /docs                                 OpenAPI
+    GET  /docs                                 Swagger UI (from the package's files: works offline)
+    GET  /openapi.json                         the OpenAPI document, request bodies included
 
 Example:
     >>> from shipyard.serving import ModelSpec, ServingConfig, create_app

@@ -6,6 +6,8 @@ collector task takes them into batches by the rule documented on
 thread, so the event loop keeps accepting and answering requests while the model
 computes. A full queue refuses at once (:class:`OverloadedError`, answered 503 with
 ``Retry-After``) instead of growing: memory stays flat however hard clients push.
+What is recorded per request (queue-time metrics, the prediction log) is handed to an
+``on_batch`` hook once per model call, so the per-request path does none of it.
 
 Example:
     >>> batcher = Batcher(model_fn, BatchingConfig(max_batch_size=32), name="churn/3")  # doctest: +SKIP

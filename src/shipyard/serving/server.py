@@ -1,8 +1,8 @@
 """Run the server: uvicorn on one socket, one process or several forked after the models are loaded.
 
 With ``workers > 1`` the models are loaded once, in this process, then the workers are
-forked from it and share the model's memory pages copy-on-write (``gc.freeze`` keeps
-the collector from touching, and so copying, them). All workers accept on the same
+forked from it and share the model's memory pages copy-on-write (``gc.freeze``, done
+with one worker too, keeps the collector from walking, and so copying, them). All workers accept on the same
 listening socket; this process supervises them, restarts one that dies, and forwards
 SIGINT/SIGTERM so in-flight requests finish. Metrics are summed across workers
 through prometheus_client's multiprocess mode. Each worker watches the registry and
