@@ -94,14 +94,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.serving = state
-    app.front = AccessLog(
-        DataRoutes(
-            app.behind,
-            predict=lambda request, name, _: h.predict(state, request, name),
-            infer=lambda request, name, version: h.infer(state, request, name, version),
-            fallback=_internal_error,
-        )
-    )
+    app.front = _front(app, state)
     _errors(app)
     _v2_routes(app, state)
     _other_routes(app, state)
@@ -130,6 +123,18 @@ class _ServingApp(FastAPI):
     async def behind(self, scope: Scope, receive: Receive, send: Send) -> None:
         """FastAPI's own handling of ``scope``."""
         await super().__call__(scope, receive, send)
+
+
+def _front(app: _ServingApp, state: h.ServingState) -> AccessLog:
+    """Every request logged; the data routes answered at once, the rest handed to FastAPI."""
+    return AccessLog(
+        DataRoutes(
+            app.behind,
+            predict=lambda request, name, _: h.predict(state, request, name),
+            infer=lambda request, name, version: h.infer(state, request, name, version),
+            fallback=_internal_error,
+        )
+    )
 
 
 async def _start(state: h.ServingState) -> None:
@@ -297,6 +302,7 @@ def _docs(app: FastAPI) -> None:
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            swagger_ui_parameters={"validatorUrl": None},  # else the page asks validator.swagger.io
         )
 
 
