@@ -72,7 +72,8 @@ def test_serve_with_two_workers(store: Settings, tmp_path: Path) -> None:
     assert {r.status for r in runs} == {"finished"}
 
 
-def test_sigterm_ends_one_worker_serving_runs_finished(store: Settings, tmp_path: Path) -> None:
+def test_sigterm_ends_one_worker_serving_runs_finished(settings: Settings, tmp_path: Path) -> None:
+    # `settings`: SQLite and PostgreSQL (tests/conftest.py), exported to the server's environment
     log_constant_model(1.0, alias="champion")
     port = free_port()
     log = tmp_path / "server.log"
@@ -98,7 +99,7 @@ def test_sigterm_ends_one_worker_serving_runs_finished(store: Settings, tmp_path
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
     assert code == 0, log.read_text()
-    stores = open_stores(store)
+    stores = open_stores(settings)
     experiment = stores.runs.get_experiment("serving")
     runs = stores.runs.search_runs([experiment.id], filter=None, order_by=[], max_results=10, page_token=None).items
     assert [(r.name, r.status) for r in runs] == [("toy@champion", "finished")]
