@@ -37,6 +37,7 @@ from shipyard.store.sql._flow_rows import (
     task_row,
     task_run,
 )
+from shipyard.store.sql._ids import resolve_prefix
 from shipyard.store.sql._upsert import upsert
 
 _TASK_UPDATE = (
@@ -198,8 +199,9 @@ class SqlFlowRunStore:
         r = s.flow_runs.c
         with self.db.write() as conn:
             row = conn.execute(select(r.state).where(r.id == run_id).with_for_update()).first()
-            if row is None:
-                raise NotFoundError(f"flow run {run_id!r} does not exist", field="run_id")
+            if row is None:  # a unique prefix of an id names it too
+                run_id = resolve_prefix(conn, r.id, run_id, kind="flow run")
+                row = conn.execute(select(r.state).where(r.id == run_id).with_for_update()).one()
             if row.state == "pending":
                 conn.execute(
                     update(s.flow_runs)
@@ -215,8 +217,9 @@ class SqlFlowRunStore:
     def get_flow_run(self, run_id: str, *, with_tasks: bool = True) -> FlowRun:
         with self.db.read() as conn:
             row = conn.execute(select(s.flow_runs).where(s.flow_runs.c.id == run_id)).first()
-            if row is None:
-                raise NotFoundError(f"flow run {run_id!r} does not exist", field="run_id")
+            if row is None:  # a unique prefix of an id names it too
+                run_id = resolve_prefix(conn, s.flow_runs.c.id, run_id, kind="flow run")
+                row = conn.execute(select(s.flow_runs).where(s.flow_runs.c.id == run_id)).one()
             tasks = self._task_runs(conn, [run_id]) if with_tasks else []
         return flow_run(row, tuple(tasks))
 

@@ -20,6 +20,7 @@ from shipyard.store.entities import ArtifactRef, Experiment, MetricPoint, Page, 
 from shipyard.store.sql import _driver as driver
 from shipyard.store.sql._engine import Database
 from shipyard.store.sql._filter import compile_filter, compile_order_by
+from shipyard.store.sql._ids import resolve_prefix
 from shipyard.store.sql._upsert import upsert
 
 _MAX_PAGE = 50_000
@@ -135,8 +136,9 @@ class SqlRunStore:
     def get_run(self, run_id: str) -> Run:
         with self.db.read() as conn:
             runs = self._load_runs(conn, [run_id])
-        if not runs:
-            raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
+            if not runs:  # a unique prefix of an id names it too
+                alive = s.runs.c.deleted_at.is_(None)
+                runs = self._load_runs(conn, [resolve_prefix(conn, s.runs.c.id, run_id, kind="run", where=alive)])
         return runs[0]
 
     def end_run(self, run_id: str, status: str, end_time: float, points: Sequence[MetricPoint] = ()) -> None:
@@ -170,6 +172,9 @@ class SqlRunStore:
 
     def delete_run(self, run_id: str) -> None:
         with self.db.write() as conn:
+            if conn.execute(select(s.runs.c.id).where(s.runs.c.id == run_id)).first() is None:
+                alive = s.runs.c.deleted_at.is_(None)
+                run_id = resolve_prefix(conn, s.runs.c.id, run_id, kind="run", where=alive)
             result = conn.execute(
                 update(s.runs)
                 .where(s.runs.c.id == run_id, s.runs.c.deleted_at.is_(None))
