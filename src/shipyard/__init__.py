@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from shipyard.tracking import _exit
+
 __version__ = "0.1.0"
 
 _PUBLIC_API: dict[str, str] = {
@@ -104,6 +106,11 @@ if TYPE_CHECKING:
         set_tags,
         start_run,
     )
+
+
+# Runs close as `killed` with every point on SIGTERM even when they start on a worker
+# thread: the handler can only be installed from the main thread (see tracking/_exit.py).
+_exit.arm()
 
 
 def __getattr__(name: str) -> Any:

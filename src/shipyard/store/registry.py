@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -79,12 +79,16 @@ def open_stores(settings: Settings) -> Stores:
     """Open (once per process and URI pair) the stores that ``settings`` point at.
 
     Engines and connection pools are expensive, so stores are shared per URI pair;
-    they hold no per-run state.
+    they hold no per-run state. Settings that differ only in how the tracking threads
+    behave (flush and heartbeat intervals) reuse the same engine rather than open a
+    second one and leave the first undisposed.
     """
     key = (settings.store_uri, settings.artifact_uri, settings.s3_endpoint_url)
     with _cache_lock:
         cached = _cache.get(key)
-        if cached is not None and cached.settings == settings:
+        if cached is not None:
+            if cached.settings != settings:
+                cached = _cache[key] = replace(cached, settings=settings)
             return cached
         open_metadata = _load(METADATA_BACKENDS, settings.store_uri, "metadata store")
         artifact_class = _load(ARTIFACT_BACKENDS, settings.artifact_uri, "artifact store")

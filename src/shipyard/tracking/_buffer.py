@@ -4,10 +4,19 @@ Bound on loss: a process killed with SIGKILL loses at most the points logged sin
 last flush started, i.e. at most ``flush_interval`` seconds of points (1 s by default),
 or ``MAX_BUFFERED`` points if it logs faster than that. SIGTERM, interpreter exit and
 ``end_run`` flush everything.
+
+Bound on memory: a buffer holds at most ``MAX_BUFFERED`` points. A logger that finds it
+full wakes the flusher and waits for room (backpressure), unless the last background
+write failed: then it raises that error rather than wait on a store that is down.
+
+No silent error: a failed background write is logged at once (logger ``shipyard.tracking``)
+and its points stay queued for the next try; ``flush()`` and the run's end write them
+themselves and so raise if the store still refuses.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Callable
@@ -16,34 +25,47 @@ from shipyard.store.entities import MetricPoint
 from shipyard.store.protocols import RunStore
 
 MAX_BUFFERED = 20_000
+_log = logging.getLogger("shipyard.tracking")
 
 
 class MetricBuffer:
     """Points logged to one run and not yet written."""
 
-    __slots__ = ("__weakref__", "_lock", "_points", "_write_lock", "run_id", "store")
+    __slots__ = ("__weakref__", "_error", "_lock", "_points", "_room", "_write_lock", "run_id", "store")
 
     def __init__(self, run_id: str, store: RunStore) -> None:
         self.run_id = run_id
         self.store = store
         self._points: list[MetricPoint] = []
-        # Re-entrant: the SIGTERM handler flushes from the main thread, which may hold them.
+        # Re-entrant, so that code run on this thread while it holds them (a signal handler) cannot
+        # deadlock on them; the SIGTERM handler itself hands its writes to another thread.
         self._lock = threading.RLock()
+        self._room = threading.Condition(self._lock)
         # One writer at a time, so flush() returns only once every point taken so far is stored
         # (the background flusher may be mid-write when a user flushes).
         self._write_lock = threading.RLock()
+        self._error: BaseException | None = None
+
+    def __len__(self) -> int:
+        return len(self._points)
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error of the last background write, if it failed (cleared by a write that works)."""
+        return self._error
 
     def add(self, point: MetricPoint) -> None:
         """Queue one point (the hot path: an append under a lock)."""
-        with self._lock:
-            self._points.append(point)
-            full = len(self._points) >= MAX_BUFFERED
-        if full:
-            _flusher.wake()
+        self.extend([point])
 
-    def extend(self, points: list[MetricPoint]) -> None:
-        """Queue several points."""
+    def extend(self, points: list[MetricPoint], *, block: bool = True) -> None:
+        """Queue several points; with ``block``, wait while the buffer is full."""
         with self._lock:
+            while block and self._points and len(self._points) + len(points) > MAX_BUFFERED:
+                if self._error is not None:
+                    raise self._error
+                _flusher.wake()
+                self._room.wait(1.0)  # the flusher notifies; the timeout only rechecks the error
             self._points.extend(points)
             full = len(self._points) >= MAX_BUFFERED
         if full:
@@ -53,9 +75,10 @@ class MetricBuffer:
         """Take every queued point, for a caller that writes them itself (the run's last write)."""
         with self._write_lock, self._lock:
             batch, self._points = self._points, []
+            self._room.notify_all()
         return batch
 
-    def flush(self) -> int:
+    def flush(self, *, background: bool = False) -> int:
         """Write every queued point in one transaction; on failure they stay queued."""
         with self._write_lock:
             with self._lock:
@@ -64,10 +87,16 @@ class MetricBuffer:
                 return 0
             try:
                 self.store.log_metrics(self.run_id, batch)
-            except BaseException:
+            except BaseException as exc:
                 with self._lock:
                     self._points[:0] = batch
+                    if background:
+                        self._error = exc
+                    self._room.notify_all()
                 raise
+            with self._lock:
+                self._error = None
+                self._room.notify_all()
             return len(batch)
 
 
@@ -97,19 +126,28 @@ class _Flusher:
     def wake(self) -> None:
         self._wake.set()
 
-    def flush_all(self) -> None:
+    def flush_all(self, *, background: bool = False) -> None:
+        """Flush every buffer, even after one fails; then raise the first failure."""
         with self._lock:
             buffers = list(self._buffers)
+        first: BaseException | None = None
         for buffer in buffers:
-            buffer.flush()
+            try:
+                buffer.flush(background=background)
+            except Exception as exc:
+                if background:  # said at once, and again by flush() or the run's end
+                    _log.warning("shipyard: writing metrics of run %s failed, will retry: %s", buffer.run_id, exc)
+                first = first or exc
+        if first is not None:
+            raise first
 
     def _loop(self) -> None:
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
             try:
-                self.flush_all()
-            except Exception as exc:  # the store is down: keep points, retry next tick
+                self.flush_all(background=True)
+            except Exception as exc:  # the points stay queued: retry next tick
                 if self.on_error is not None:
                     self.on_error(exc)
 

@@ -6,15 +6,27 @@ died without a chance to say so (SIGKILL, power loss, OOM killer).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from shipyard.store.entities import MetricPoint
+from shipyard.store.registry import Stores
+from shipyard.tracking._buffer import MetricBuffer
 
-if TYPE_CHECKING:
-    from shipyard.tracking.api import ActiveRun
+_log = logging.getLogger("shipyard.tracking")
+
+
+class BeatingRun(Protocol):
+    """What the heartbeat reads of a run (an ``ActiveRun``)."""
+
+    id: str
+    stores: Stores
+    ended: bool
+    log_system_metrics: bool
+    buffer: MetricBuffer
 
 
 def _system_points(now: float, step: int) -> list[MetricPoint]:
@@ -53,13 +65,14 @@ class Heartbeat:
     """One daemon thread per process beating for every active run."""
 
     def __init__(self) -> None:
-        self._runs: weakref.WeakSet[ActiveRun] = weakref.WeakSet()
+        self._runs: weakref.WeakSet[BeatingRun] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._interval = 10.0
         self._system_step = 0
+        self._sampler_failed = False
 
-    def add(self, run: ActiveRun, interval: float) -> None:
+    def add(self, run: BeatingRun, interval: float) -> None:
         with self._lock:
             self._runs.add(run)
             self._interval = min(self._interval, interval) if self._thread else interval
@@ -67,30 +80,44 @@ class Heartbeat:
                 self._thread = threading.Thread(target=self._loop, name="shipyard-heartbeat", daemon=True)
                 self._thread.start()
 
-    def remove(self, run: ActiveRun) -> None:
+    def remove(self, run: BeatingRun) -> None:
         with self._lock:
             self._runs.discard(run)
 
     def _loop(self) -> None:
         while True:
             time.sleep(self._interval)
-            with self._lock:
-                runs = [r for r in self._runs if not r.ended]
-            now = time.time()
-            by_store: dict[int, list[ActiveRun]] = {}
-            for run in runs:
-                by_store.setdefault(id(run.stores.runs), []).append(run)
-            for group in by_store.values():
-                try:
-                    group[0].stores.runs.heartbeat([r.id for r in group], now)
-                except Exception:  # store briefly down: the next beat retries
-                    continue
-            sampled = [r for r in runs if r.log_system_metrics]
-            if sampled:
-                points = _system_points(now, self._system_step)
-                self._system_step += 1
-                for run in sampled:
-                    run.buffer.extend(points)
+            try:
+                self._beat()
+            except Exception:  # never let one bad beat stop the thread: live runs would turn failed
+                _log.exception("shipyard: heartbeat failed; retrying next beat")
+
+    def _beat(self) -> None:
+        with self._lock:
+            runs = [r for r in self._runs if not r.ended]
+        now = time.time()
+        by_store: dict[int, list[BeatingRun]] = {}
+        for run in runs:
+            by_store.setdefault(id(run.stores.runs), []).append(run)
+        for group in by_store.values():
+            try:
+                group[0].stores.runs.heartbeat([r.id for r in group], now)
+            except Exception:  # store briefly down: the next beat retries
+                continue
+        sampled = [r for r in runs if r.log_system_metrics]
+        if not sampled:
+            return
+        try:
+            points = _system_points(now, self._system_step)
+        except Exception as exc:  # a broken sampler costs the samples, not the heartbeat
+            if not self._sampler_failed:
+                _log.warning("shipyard: system metrics sampling failed (%s); the runs go on without them", exc)
+            self._sampler_failed = True
+            return
+        self._system_step += 1
+        for run in sampled:
+            # Never wait on a full buffer here: a blocked heartbeat would fail a live run.
+            run.buffer.extend(points, block=False)
 
 
 heartbeat = Heartbeat()

@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -42,7 +43,11 @@ class HasStores(Protocol):
 _current: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar("shipyard_runs", default=())
 
 
-_settings_cache: dict[tuple[str, tuple[str, ...]], Settings] = {}
+# Keyed by working directory and SHIPYARD_* variables, which may change per run (a flow
+# sets SHIPYARD_PARENT_RUN_ID per task): least recently used entries go past this many.
+_SETTINGS_CACHE_SIZE = 32
+_settings_cache: OrderedDict[tuple[str, tuple[str, ...]], Settings] = OrderedDict()
+_settings_lock = threading.Lock()
 
 
 def resolve_stores(client: HasStores | None = None) -> Stores:
@@ -57,9 +62,16 @@ def resolve_stores(client: HasStores | None = None) -> Stores:
         os.getcwd(),
         tuple(sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(("SHIPYARD_", "AWS_ENDPOINT_URL")))),
     )
-    settings = _settings_cache.get(key)
+    with _settings_lock:
+        settings = _settings_cache.get(key)
+        if settings is not None:
+            _settings_cache.move_to_end(key)
     if settings is None:
-        settings = _settings_cache[key] = resolve_settings()
+        settings = resolve_settings()
+        with _settings_lock:
+            _settings_cache[key] = settings
+            while len(_settings_cache) > _SETTINGS_CACHE_SIZE:
+                _settings_cache.popitem(last=False)
     return open_stores(settings)
 
 
@@ -205,15 +217,25 @@ class ActiveRun:
         try:
             self.stores.runs.end_run(self.id, status, time.time(), points)
         except BaseException:
-            self.buffer.extend(points)
+            # Still live, so nothing is lost: the points go back to a buffer the flusher writes,
+            # and end() can be called again (at the latest at exit).
+            self.buffer.extend(points, block=False)
+            self.ended = False
+            self._watch()
             raise
-        finally:
-            if self._token is not None:
-                try:
-                    _current.reset(self._token)
-                except ValueError:  # ended from another context (a signal handler, atexit)
-                    _current.set(tuple(r for r in _current.get() if r is not self))
-                self._token = None
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:  # ended from another context (a signal handler, atexit)
+                _current.set(tuple(r for r in _current.get() if r is not self))
+            self._token = None
+
+    def _watch(self) -> None:
+        """Have the process-wide threads and exit hooks look after this run."""
+        settings = self.stores.settings
+        register_buffer(self.buffer, settings.flush_interval)
+        heartbeat.add(self, settings.heartbeat_interval)
+        _exit.track(self)
 
     def _require_live(self) -> None:
         if self.ended:
@@ -272,10 +294,7 @@ def start_run(
             target=_record_environment, args=(active,), name="shipyard-environment", daemon=True
         )
         active._environment.start()
-    settings = stores.settings
-    register_buffer(active.buffer, settings.flush_interval)
-    heartbeat.add(active, settings.heartbeat_interval)
-    _exit.track(active)
+    active._watch()
     active._token = _current.set((*stack, active))
     return active
 

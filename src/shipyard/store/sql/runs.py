@@ -24,6 +24,7 @@ from shipyard.store.sql._ids import resolve_prefix
 from shipyard.store.sql._upsert import upsert
 
 _MAX_PAGE = 50_000
+REOPENED_TAG = "shipyard.reopened"
 
 
 def _new_id() -> str:
@@ -145,10 +146,20 @@ class SqlRunStore:
         with self.db.write() as conn:
             if points:
                 self._write_points(conn, run_id, points)
+            self._record_reopen(conn, run_id, status)
             cur = driver.cursor(conn)
             cur.execute(driver.END_RUN, (status, end_time, end_time, run_id))
             if cur.rowcount() == 0:
                 raise NotFoundError(f"run {run_id!r} does not exist", field="run_id")
+
+    def _record_reopen(self, conn: Connection, run_id: str, status: str) -> None:
+        # A live process whose heartbeat lapsed (a long GC pause, a suspended laptop) may still
+        # end its run: it wins, as the one that knows, and the flip stays recorded in a tag.
+        row = conn.execute(select(s.runs.c.status, s.runs.c.heartbeat_at).where(s.runs.c.id == run_id)).first()
+        if row is not None and row.status == "failed" and status != "failed":
+            note = f"marked failed when its heartbeat lapsed (last beat {row.heartbeat_at}); then ended {status}"
+            tag = {"run_id": run_id, "key": REOPENED_TAG, "value": note}
+            upsert(conn, s.tags, [tag], keys=("run_id", "key"), update=("value",))
 
     def heartbeat(self, run_ids: Sequence[str], at: float) -> None:
         with self.db.write() as conn:
