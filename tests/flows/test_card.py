@@ -52,16 +52,16 @@ def test_the_card_describes_the_flow_its_runs_and_what_they_produced(settings: S
 
     assert card.startswith("# Flow `retrain`")
     assert "Retrain the doubler every night on the day's features." in card
-    assert "| owners | ml-team, ana@example.com |" in card
-    assert "| schedule | `0 3 * * *` (UTC), catch-up: latest |" in card
-    assert "| triggers | new version of dataset 'events' |" in card
+    assert "- **Owners:** ml-team, ana@example.com" in card
+    assert "- **Schedule:** `0 3 * * *` (UTC), catch-up: latest" in card
+    assert "- **Triggers:** new version of dataset 'events'" in card
     assert "| `day` | str | `'2026-11-01'` |" in card
     assert "| `featurize` | 1 | - | `day`: str | pandas.DataFrame (parquet-pandas) | 2 cpu, 2 GB |" in card
     assert "retries=1" in card
     assert "| `train` | 1 | `featurize` | `frame`: pandas.DataFrame | - |" in card  # it failed: no output
     assert "Failure rate: **50%** (1 of 2 finished)" in card
-    assert "| datasets written | `features@1`, `features@2` |" in card
-    assert "| model versions | `doubler/1` |" in card
+    assert "- **Datasets written:** `features@1`, `features@2`" in card
+    assert "- **Model versions:** `doubler/1`" in card
 
 
 def test_a_card_by_name_uses_what_the_store_recorded(settings: Settings) -> None:

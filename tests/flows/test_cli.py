@@ -189,9 +189,12 @@ def test_flows_card_prints_or_writes_markdown(app: typer.Typer, pipeline: Path, 
     printed = _invoke(app, "flows", "card", "squares")
     written = _invoke(app, "flows", "card", f"{pipeline}:squares", "--output", str(out))
 
-    assert "# Flow `squares`" in printed.output  # type: ignore[attr-defined]
+    # Rendered as `models card` renders: Markdown, not its source (no '#', no backticks, no pipes).
+    assert "Flow squares" in printed.output  # type: ignore[attr-defined]
+    assert "# Flow" not in printed.output  # type: ignore[attr-defined]
+    assert "| `n` |" not in printed.output  # type: ignore[attr-defined]
     assert "Sum the squares of the first n numbers." in printed.output  # type: ignore[attr-defined]
     assert written.exit_code == 0  # type: ignore[attr-defined]
     text = out.read_text()
     assert "| `n` | int | `3` |" in text
-    assert "| owners | data-team |" in text
+    assert "- **Owners:** data-team" in text

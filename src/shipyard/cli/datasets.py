@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._common import when
+from shipyard.cli._common import JsonOption, emit_json, record, when
 from shipyard.datasets import api
 from shipyard.store.entities import DatasetVersion
 
@@ -27,11 +27,15 @@ def _console() -> Console:
 @app.command("list")
 def list_command(
     golden: Annotated[bool, typer.Option("--golden", help="only golden datasets")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """List datasets with their latest version."""
     # client=None: the API resolves the stores from the settings in force (env, shipyard.toml).
     versions = api.list_datasets(golden=golden)
     golden_names = {v.name for v in (versions if golden else api.list_datasets(golden=True))}
+    if as_json:
+        emit_json({**record(v, exclude=("stats",)), "golden": v.name in golden_names} for v in versions)
+        return
     table = Table("name", "latest", "rows", "digest", "golden", "created")
     for v in versions:
         rows = "-" if v.num_rows is None else str(v.num_rows)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shipyard.cli._common import when
+from shipyard.cli._common import JsonOption, emit_json, when
 from shipyard.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -78,10 +78,24 @@ def _ttl(view: FeatureView) -> str:
 
 
 @app.command("list")
-def list_command() -> None:
+def list_command(as_json: JsonOption = False) -> None:
     """List feature views: owner, entities, features, ttl, freshness (last materialized event time)."""
     store = _store()
     fresh = _freshness(store)
+    if as_json:
+        emit_json(
+            {
+                "name": view.name,
+                "owner": view.owner,
+                "entities": [e.name for e in view.entities],
+                "features": {f.name: f.dtype for f in view.schema},
+                "ttl": None if view.max_age is None else str(view.max_age),
+                "freshness": fresh.get(view.name),
+                "description": view.description,
+            }
+            for view in store.list_feature_views()
+        )
+        return
     table = Table("view", "owner", "entities", "features", "ttl", "freshness", "description")
     for view in store.list_feature_views():
         entities = ", ".join(e.name for e in view.entities)

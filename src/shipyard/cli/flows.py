@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markdown import Markdown
+from rich.table import Column, Table
 from rich.text import Text
 from rich.tree import Tree
 
-from shipyard.cli._common import client, console, seconds, when
+from shipyard.cli._common import JsonOption, client, console, emit_json, record, seconds, when
 from shipyard.errors import InvalidInputError
 from shipyard.flows import api as flows_api
 from shipyard.flows._graph import topological
-from shipyard.flows.models import FINAL_FLOW_STATES, FlowRun, TaskRun
+from shipyard.flows.models import FINAL_FLOW_STATES, FlowInfo, FlowRun, TaskRun
 
 app = typer.Typer(help="Flows: DAGs of tasks, their runs, schedules and triggers.", no_args_is_help=True)
 
@@ -34,8 +35,10 @@ STATE_STYLES = {
     "skipped": "dim",
     "cancelled": "magenta",
 }
+_HEAVY = ("tasks", "result", "result_ref", "params_ref")
 _MAPPED = re.compile(r"^(?P<base>.+)\[(?P<index>\d+)\]$")
 _COLLAPSE = 12
+_DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def state_text(state: str) -> Text:
@@ -44,10 +47,15 @@ def state_text(state: str) -> Text:
 
 
 @app.command("list")
-def list_flows() -> None:
+def list_flows(as_json: JsonOption = False) -> None:
     """List flows that ran or were scheduled here, with their schedule and last run."""
     stores = client().stores
     flows_api.crash_stale_runs(stores)
+    if as_json:
+        emit_json(
+            _flow_json(info, stores.flows.list_flow_runs(info.name, limit=1)) for info in stores.flows.list_flows()
+        )
+        return
     table = Table("flow", "schedule", "triggers", "owners", "last run", "state", "started")
     for info in stores.flows.list_flows():
         last = stores.flows.list_flow_runs(info.name, limit=1)
@@ -57,15 +65,30 @@ def list_flows() -> None:
     console.print(table)
 
 
+def _flow_json(info: FlowInfo, last: list[FlowRun]) -> dict[str, object]:
+    run = last[0] if last else None
+    return {
+        **record(info),
+        "last_run": None if run is None else {"id": run.id, "state": run.state, "start_time": run.start_time},
+    }
+
+
 @app.command("runs")
 def list_runs(
     flow: Annotated[str | None, typer.Argument(help="flow name; all flows when omitted")] = None,
     state: Annotated[list[str] | None, typer.Option("--state", "-s", help="only runs in this state")] = None,
     limit: Annotated[int, typer.Option(help="at most this many runs")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List flow runs, newest first."""
     runs = flows_api.list_flow_runs(flow, states=state or (), limit=limit, client=client())
-    table = Table("run id", "flow", "state", "trigger", "started", "duration", "executor", "error")
+    if as_json:
+        emit_json({**record(run, exclude=_HEAVY), "duration": run.duration} for run in runs)
+        return
+    # The full id, never folded or cut: it is what users paste back into show/logs/cancel.
+    table = Table(Column("run id", no_wrap=True, min_width=32), "flow", "state", "trigger", "started", "duration")
+    table.add_column("executor")
+    table.add_column("error")
     for run in runs:
         error = (run.error or "").splitlines()[0][:80] if run.error else ""
         table.add_row(
@@ -82,7 +105,7 @@ def list_runs(
 
 
 @app.command("show")
-def show_run(run_id: Annotated[str, typer.Argument(help="the flow run id")]) -> None:
+def show_run(run_id: Annotated[str, typer.Argument(help="the flow run id, or a unique prefix of it")]) -> None:
     """Show a run's DAG as a tree, with each task's state, attempts and timing."""
     run = flows_api.get_flow_run(run_id, client=client())
     console.print(dag_tree(run))
@@ -160,29 +183,36 @@ def _add_collapsed(branch: Tree, base: str, members: list[TaskRun], children: di
 
 @app.command("logs")
 def logs(
-    run_id: Annotated[str, typer.Argument(help="the flow run id")],
+    run_id: Annotated[str, typer.Argument(help="the flow run id, or a unique prefix of it")],
     task: Annotated[str | None, typer.Argument(help="a task key (name-0) or name; all tasks when omitted")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new lines until the run ends")] = False,
     interval: Annotated[float, typer.Option(help="seconds between polls with --follow")] = 0.5,
 ) -> None:
-    """Print what a run's tasks printed and logged; ``--follow`` tails a running run."""
+    """Print what a run's tasks printed and logged, then each failed task's exception; --follow tails a running run."""
     c = client()
     run = flows_api.get_flow_run(run_id, client=c)
     task_key = _task_key(run, task) if task else None
     after = 0
     while True:
-        lines = c.stores.flows.read_task_logs(run_id, task_key=task_key, after_id=after)
+        lines = c.stores.flows.read_task_logs(run.id, task_key=task_key, after_id=after)
         for line in lines:
             prefix = "" if task_key else f"[{line.task_key}] "
             style = "red" if line.stream == "stderr" else ""
             console.print(Text(f"{prefix}{line.text}", style=style), highlight=False)
             after = line.id
-        if not follow:
-            return
-        if run.state in FINAL_FLOW_STATES and not lines:
+        if not follow or (run.state in FINAL_FLOW_STATES and not lines):
+            _print_task_errors(run, task_key)
             return
         time.sleep(interval)
-        run = flows_api.get_flow_run(run_id, client=c)
+        run = flows_api.get_flow_run(run.id, client=c)
+
+
+def _print_task_errors(run: FlowRun, task_key: str | None) -> None:
+    """The exception (type, message, traceback) each failed task recorded: what a log tail is read for."""
+    for task in run.tasks:
+        if task.error and task.state in ("failed", "crashed") and task_key in (None, task.task_key):
+            console.print(Text(f"[{task.task_key}] {task.state}:", style="bold red"), highlight=False)
+            console.print(Text(task.error.rstrip(), style="red"), highlight=False)
 
 
 def _task_key(run: FlowRun, task: str) -> str:
@@ -198,7 +228,7 @@ def _task_key(run: FlowRun, task: str) -> str:
 
 
 @app.command("cancel")
-def cancel(run_id: Annotated[str, typer.Argument(help="the flow run id")]) -> None:
+def cancel(run_id: Annotated[str, typer.Argument(help="the flow run id, or a unique prefix of it")]) -> None:
     """Cancel a queued run, or ask a running one to stop."""
     run = flows_api.cancel_flow_run(run_id, client=client())
     if run.state == "cancelled":
@@ -211,13 +241,16 @@ def cancel(run_id: Annotated[str, typer.Argument(help="the flow run id")]) -> No
 def backfill(
     flow: Annotated[str, typer.Argument(help="flow name (a scheduled flow the store knows)")],
     start: Annotated[str, typer.Option(help="first slot time, ISO 8601 (e.g. 2026-11-01 or 2026-11-01T03:00)")],
-    end: Annotated[str, typer.Option(help="last slot time, ISO 8601, inclusive")],
+    end: Annotated[str, typer.Option(help="last slot time, ISO 8601, inclusive; a date alone includes its whole day")],
     priority: Annotated[int, typer.Option(help="queue priority of these runs (higher first)")] = -1,
 ) -> None:
     """Queue one run per schedule slot between START and END; slots already run are skipped."""
     from shipyard.flows.scheduler import backfill as enqueue
 
-    runs = enqueue(flow, _parse_time(start, "start"), _parse_time(end, "end"), priority=priority, client=client())
+    last = _parse_time(end, "end")
+    if _DATE_ONLY.match(end.strip()):  # --end 2026-11-03 means through that day, slot 03:00 included
+        last += 86_400 - 1e-6
+    runs = enqueue(flow, _parse_time(start, "start"), last, priority=priority, client=client())
     console.print(f"queued {len(runs)} runs of {flow}; a running `shipyard scheduler` picks them up")
     for run in runs:
         slot = dt.datetime.fromtimestamp(run.scheduled_time or 0, dt.UTC).isoformat()
@@ -251,7 +284,7 @@ def card(
         target = load_flow(flow)
     text = flow_card(target, client=client())  # type: ignore[arg-type]
     if output is None:
-        console.print(text, markup=False, highlight=False)
+        console.print(Markdown(text))  # rendered as `models card` renders its Markdown
     else:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
 from rich.tree import Tree
 
 from shipyard.cli._common import client, console
+from shipyard.errors import NotFoundError
 from shipyard.lineage import LineageGraph
+from shipyard.store import Stores
+
+_RUN_ID = re.compile(r"^[0-9a-f]{6,32}$")
 
 
 def render_lineage(graph: LineageGraph) -> Tree:
@@ -36,7 +42,52 @@ def render_lineage(graph: LineageGraph) -> Tree:
 
 
 def lineage(
-    ref: Annotated[str, typer.Argument(help="model name@alias or name/3, run:<id>, or dataset:<name>@<v>")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="a model (NAME@ALIAS, NAME/3, NAME), a dataset (NAME@3, NAME), a run id or prefix; "
+            "prefix with model:, dataset: or run: when a name is both"
+        ),
+    ],
 ) -> None:
     """Show where an object came from: datasets → run (code) → model version."""
-    console.print(render_lineage(client().lineage(ref)))
+    c = client()
+    console.print(render_lineage(c.lineage(lineage_ref(c.stores, ref))))
+
+
+def lineage_ref(stores: Stores, ref: str) -> str:
+    """The reference ``Client.lineage`` takes for what the user typed.
+
+    Every form another command prints works here: ``models show``'s NAME/3 and NAME@ALIAS,
+    ``datasets show``'s NAME@3, the run ids of ``runs list`` (or a prefix of 6+ characters),
+    and the explicit ``model:``, ``dataset:`` (NAME@3 or NAME/3) and ``run:`` forms.
+    """
+    kind, sep, rest = ref.partition(":")
+    if sep and kind in ("model", "dataset", "run"):
+        return rest if kind == "model" else f"dataset:{_dataset_ref(rest)}" if kind == "dataset" else ref
+    if _RUN_ID.match(ref) and _exists(lambda: stores.runs.get_run(ref)):
+        return f"run:{ref}"
+    name = re.split(r"[@/]", ref, maxsplit=1)[0]
+    if _exists(lambda: stores.models.get_registered_model(name)):
+        return ref
+    if _exists(lambda: stores.datasets.get_dataset_version(name)):
+        return f"dataset:{_dataset_ref(ref)}"
+    models = ", ".join(sorted(m.name for m in stores.models.list_registered_models())[:10]) or "none"
+    datasets = ", ".join(sorted(d.name for d in stores.datasets.list_datasets())[:10]) or "none"
+    raise NotFoundError(
+        f"no model, dataset or run is named {name!r}; models: {models}; datasets: {datasets}", field="ref"
+    )
+
+
+def _dataset_ref(ref: str) -> str:
+    # Datasets take NAME@3; NAME/3 (the models' version form) means the same thing.
+    name, sep, number = ref.rpartition("/")
+    return f"{name}@{number}" if sep and number.isdigit() else ref
+
+
+def _exists(lookup: Callable[[], object]) -> bool:
+    try:
+        lookup()
+    except NotFoundError:
+        return False
+    return True

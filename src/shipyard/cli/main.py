@@ -1,8 +1,16 @@
-"""Entry point of the ``shipyard`` command: registers the groups, turns errors into one line."""
+"""Entry point of the ``shipyard`` command: registers the groups, turns errors into one line.
+
+Exit statuses: 0 on success (bare ``shipyard`` or a bare group prints its help and exits
+0, as ``git`` and ``docker`` do for an explicit request for help), 1 when the work itself
+failed (a flow run that failed), 2 on a usage error or bad input (one ``error:`` line,
+then the usage and where to get help, as click prints them), 130 when interrupted. No
+path prints a traceback: anything unexpected is one line too.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -16,6 +24,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
@@ -31,10 +40,40 @@ app.command("serve")(serve_command.serve)
 app.command("gc")(db.gc)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from shipyard import __version__
+
+        typer.echo(f"shipyard {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit")
+    ] = False,
+) -> None:
+    del version  # handled by its eager callback
+
+
+def _usage_error(exc: typer.TyperException) -> NoReturn:
+    """One ``error:`` line, then the usage line and the help hint (click's layout, lower-cased lead)."""
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        typer.echo(ctx.get_help())  # a bare group is a request for its help
+        sys.exit(0)
+    typer.echo(f"error: {exc.format_message().splitlines()[0]}", err=True)
+    if ctx is not None:
+        typer.echo(ctx.get_usage(), err=True)
+        typer.echo(f"Try '{ctx.command_path} --help' for help.", err=True)
+    sys.exit(2)
+
+
 def main() -> None:
-    """Run the CLI; a ShipyardError prints one readable line and exits with status 2."""
+    """Run the CLI; a ShipyardError or a usage error prints one readable line and exits with status 2."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
     except ShipyardError as exc:
         typer.echo(f"error: {exc.message.splitlines()[0] if exc.code != 'invalid_filter' else exc.message}", err=True)
         sys.exit(2)
@@ -43,13 +82,22 @@ def main() -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
+    except typer.TyperException as exc:  # typer's vendored click: usage errors, bad parameters
+        _usage_error(exc)
+    except Exception as exc:  # a bug: still one line, with what to report
+        typer.echo(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
+        typer.echo("this is a bug in shipyard; rerun with SHIPYARD_DEBUG=1 for the traceback", err=True)
+        if _debug():
+            raise
+        sys.exit(1)
+    # standalone_mode=False hands back the status of typer.Exit instead of exiting.
+    sys.exit(status if isinstance(status, int) else 0)
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(2)
-        raise
+
+def _debug() -> bool:
+    import os
+
+    return os.environ.get("SHIPYARD_DEBUG", "") not in ("", "0")
 
 
 if __name__ == "__main__":

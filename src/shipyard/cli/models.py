@@ -9,7 +9,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from shipyard.cli._common import console, number, when
+from shipyard.cli._common import JsonOption, console, emit_json, number, record, when
 from shipyard.errors import InvalidInputError
 from shipyard.registry import (
     delete_alias,
@@ -23,8 +23,11 @@ app = typer.Typer(help="Models: registered models, their versions, aliases and c
 
 
 @app.command("list")
-def list_command() -> None:
+def list_command(as_json: JsonOption = False) -> None:
     """List registered models with their latest version, aliases, owner and team."""
+    if as_json:
+        emit_json(record(model) for model in list_models())
+        return
     table = Table("name", "latest", "aliases", "owner", "team", title="registered models")
     for model in list_models():
         aliases = ", ".join(f"{alias}→{version}" for alias, version in sorted(model.aliases.items()))

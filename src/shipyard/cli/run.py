@@ -24,7 +24,7 @@ from shipyard.cli.flows import dag_tree, state_text
 from shipyard.errors import InvalidInputError
 from shipyard.flows import _params
 from shipyard.flows._loader import load_module
-from shipyard.flows._run import LiveRun, execute
+from shipyard.flows._run import RESUMABLE, LiveRun, execute
 from shipyard.flows.api import flows_in, load_flow, resume
 from shipyard.flows.models import FlowRun
 
@@ -75,11 +75,14 @@ def run(
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="a flow parameter as name=value")] = None,
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
     resume_run: Annotated[
-        str | None, typer.Option("--resume", help="finish this failed or crashed run, reusing what succeeded")
+        str | None,
+        typer.Option(
+            "--resume", help="finish this failed or crashed run (id or unique prefix), reusing what succeeded"
+        ),
     ] = None,
     live: Annotated[bool, typer.Option(help="show task states live while the flow runs")] = True,
 ) -> None:
-    """Run a flow now, recorded; ``--resume RUN_ID`` re-runs only what failed or did not run."""
+    """Run a flow now, recorded; --resume RUN_ID re-runs only what failed or did not run."""
     if executor not in ("local", "ray"):
         raise InvalidInputError(f"--executor must be local or ray, got {executor!r}", field="executor")
     flow = load_flow(target)
@@ -101,18 +104,32 @@ def run(
     finally:
         if display is not None:
             display.stop()
-    _report(record)
+    _report(record, target)
 
 
-def _report(record: FlowRun) -> None:
+def _report(record: FlowRun, target: str) -> None:
     console.print(dag_tree(record))
     if record.state == "succeeded":
         if record.result is not None:
             console.print(Text(f"result: {record.result!r}"[:2000]), highlight=False)
         return
     console.print(Text(f"flow run {record.id} {record.state}: {(record.error or '').splitlines()[0]}", style="red"))
-    console.print(f"finish it with: shipyard run ... --resume {record.id}")
-    raise typer.Exit(1)
+    if record.state in RESUMABLE:
+        console.print(f"finish it with: shipyard run {target} --resume {record.id}", highlight=False)
+    raise typer.Exit(1)  # the work failed: status 1, apart from bad input's 2
+
+
+def _announce(what: str, record: FlowRun) -> None:
+    """One line per run the scheduler starts or ends: a scheduler that prints nothing looks dead."""
+    line = Text(f"{time.strftime('%H:%M:%S')}  {record.flow_name}  {record.id[:12]}  ")
+    line.append_text(state_text(what))
+    if what == "started":
+        line.append(f"  trigger={record.trigger}")
+    else:
+        line.append(f"  {seconds(record.duration)}")
+        if record.error:
+            line.append(f"  {record.error.splitlines()[0][:200]}", style="red")
+    console.print(line, highlight=False, soft_wrap=True)
 
 
 def scheduler(
@@ -136,12 +153,12 @@ def scheduler(
             flows.extend(flows_in(load_module(source)).values())
     if not flows:
         raise InvalidInputError(f"no flows found in {', '.join(files)}", field="files")
-    sched = Scheduler(flows, client=client(), max_concurrent_runs=max_runs, tick_interval=tick)
+    sched = Scheduler(flows, client=client(), max_concurrent_runs=max_runs, tick_interval=tick, on_event=_announce)
     names = ", ".join(f.name for f in flows)
     if once:
         started = sched.tick()
         sched.run_pending(wait=True)
-        console.print(f"enqueued {len(started)} runs of {names}")
+        console.print(f"enqueued {len(started)} runs of {names}; ran what was due")
         return
     console.print(f"scheduling {names}; every {tick:g} s, up to {max_runs} runs at once (Ctrl-C stops)")
     stop = threading.Event()

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from shipyard.cli._common import client, console, number, seconds, when
+from shipyard.cli._common import JsonOption, client, console, emit_json, number, record, seconds, when
 
 app = typer.Typer(help="Runs: one execution of training code and what it logged.", no_args_is_help=True)
 
@@ -19,9 +19,13 @@ def list_runs(
     filter: Annotated[str | None, typer.Option("--filter", "-f", help='e.g. "metrics.auc > 0.9"')] = None,
     order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o", help='e.g. "metrics.auc desc"')] = None,
     limit: Annotated[int, typer.Option(help="at most this many runs")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """List runs with their status, duration and latest metrics."""
     page = client().search_runs(experiment, filter=filter, order_by=order_by or [], max_results=limit)
+    if as_json:
+        emit_json({**record(run, exclude=("lineage",)), "duration": run.duration} for run in page.items)
+        return
     metric_keys = sorted({k for run in page.items for k in run.metrics if not k.startswith("system/")})[:6]
     table = Table("run id", "experiment", "name", "status", "started", "duration", *metric_keys)
     for run in page.items:
@@ -33,7 +37,7 @@ def list_runs(
 
 
 @app.command("show")
-def show_run(run_id: Annotated[str, typer.Argument(help="the run id")]) -> None:
+def show_run(run_id: Annotated[str, typer.Argument(help="the run id, or a unique prefix of it")]) -> None:
     """Show one run: params, latest metrics, tags, lineage and artifacts."""
     c = client()
     run = c.get_run(run_id)
@@ -54,7 +58,9 @@ def show_run(run_id: Annotated[str, typer.Argument(help="the run id")]) -> None:
 
 
 @app.command("delete")
-def delete_run(run_id: Annotated[str, typer.Argument(help="the run id")]) -> None:
-    """Delete a run (``shipyard gc`` removes it for good)."""
-    client().delete_run(run_id)
-    console.print(f"deleted run {run_id}")
+def delete_run(run_id: Annotated[str, typer.Argument(help="the run id, or a unique prefix of it")]) -> None:
+    """Delete a run (shipyard gc removes it for good)."""
+    c = client()
+    run = c.get_run(run_id)
+    c.delete_run(run.id)
+    console.print(f"deleted run {run.id}")

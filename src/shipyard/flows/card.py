@@ -71,7 +71,7 @@ def _overview(info: FlowInfo, flow: Flow | None) -> str:
     ]
     if flow is not None and flow.tag_limits:
         rows.append(("tag limits", ", ".join(f"{tag}: {n}" for tag, n in flow.tag_limits.items())))
-    return "## Overview\n\n" + _table(("", ""), rows)
+    return "## Overview\n\n" + _fields(rows)
 
 
 def _parameters(flow: Flow) -> str:
@@ -156,7 +156,7 @@ def _outputs(stores: Stores, runs: Sequence[FlowRun], tasks: Sequence[TaskRun]) 
         ("datasets read", ", ".join(read) or "none"),
         ("model versions", ", ".join(models) or "none"),
     ]
-    return "## Datasets and models\n\nFrom the recent runs above:\n\n" + _table(("", ""), rows)
+    return "## Datasets and models\n\nFrom the recent runs above:\n\n" + _fields(rows)
 
 
 def _child_runs(stores: Stores, runs: Sequence[FlowRun], parents: set[str]) -> set[str]:
@@ -189,6 +189,12 @@ def _when(timestamp: float | None) -> str:
 
 def _duration(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} s"
+
+
+def _fields(rows: Sequence[tuple[str, str]]) -> str:
+    # Key/value facts as a bullet list, as the model card writes them: a table with an
+    # empty header renders as blank rows in a terminal and on GitHub alike.
+    return "\n".join(f"- **{label[:1].upper() + label[1:]}:** {value}" for label, value in rows)
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
