@@ -95,6 +95,7 @@ def test_sigterm_ends_one_worker_serving_runs_finished(settings: Settings, tmp_p
                 assert http.head("/v2/health/live").status_code in {200, 405}
                 assert http.get("/nowhere").status_code == 404
                 assert "shipyard_requests_total" in http.get("/metrics").text
+                assert http.get("/docs/assets/swagger-ui.css").text.startswith(".swagger-ui")  # a file, streamed
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)
