@@ -170,3 +170,19 @@ def test_a_suggested_fix_works_when_followed(model_and_dataset: None, tmp_path: 
     followed = _shipyard(tmp_path, "lineage", suggested.group(1))
     assert followed.returncode == 0, followed.stderr
     assert followed.stdout.startswith("model_version churn/1")
+
+
+@pytest.mark.parametrize("args", [("models", "show", "churn-train@1"), ("models", "card", "churn-train/1")])
+def test_a_dataset_given_as_a_model_suggests_commands_that_work(
+    model_and_dataset: None, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    wrong = _shipyard(tmp_path, *args)
+    commands = re.findall(r"shipyard ([a-z]+ [a-z]+ \S+?|lineage \S+?)[);]?(?:\s|$)", wrong.stderr)
+
+    assert wrong.returncode == 2
+    assert "'churn-train' is a dataset, not a model" in wrong.stderr
+    assert len(commands) == 2, wrong.stderr
+    for command in commands:
+        followed = _shipyard(tmp_path, *command.split())
+        assert followed.returncode == 0, (command, followed.stderr)
+        assert "churn-train@1" in followed.stdout

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipyard.errors import InvalidInputError, NotFoundError
+from shipyard.errors import InvalidInputError, NotFoundError, ShipyardError
 from shipyard.registry.models import ModelRef
 from shipyard.store import Stores
 from shipyard.store.entities import ModelVersion
@@ -66,10 +66,14 @@ def resolve_version(stores: Stores, ref: str | ModelRef) -> ModelVersion:
         NotFoundError: the model, the version or the alias does not exist; the message
             lists what does.
     """
-    parsed = parse_model_ref(ref)
+    try:
+        parsed = parse_model_ref(ref)
+        model = stores.models.get_registered_model(parsed.name)
+    except (InvalidInputError, NotFoundError) as exc:
+        _raise_if_dataset(stores, ref, exc)
+        raise
     if parsed.version is not None:
         return stores.models.get_model_version(parsed.name, parsed.version)
-    model = stores.models.get_registered_model(parsed.name)
     if parsed.alias is not None:
         version = model.aliases.get(parsed.alias)
         if version is None:
@@ -81,3 +85,30 @@ def resolve_version(stores: Stores, ref: str | ModelRef) -> ModelVersion:
     if model.latest_version is None:
         raise NotFoundError(f"model {parsed.name!r} has no versions yet; log one with log_model", field="version")
     return stores.models.get_model_version(parsed.name, model.latest_version)
+
+
+def _raise_if_dataset(stores: Stores, ref: str | ModelRef, exc: ShipyardError) -> None:
+    """A model reference that names a dataset: say so, with references that work for it.
+
+    ``churn-train@1`` is how datasets are named, so the generic hint ("write
+    'churn-train/1'") would lead to "model 'churn-train' does not exist".
+    """
+    if not isinstance(ref, str):
+        return
+    name, _, number = ref.replace("/", "@").partition("@")
+    if not number.isdigit() and number:
+        return
+    try:
+        stores.models.get_registered_model(name)
+        return  # a model of that name exists: the original error is the right one
+    except NotFoundError:
+        pass
+    try:
+        data = stores.datasets.get_dataset_version(name, int(number) if number else None)
+    except (NotFoundError, InvalidInputError):
+        return
+    raise NotFoundError(
+        f"{name!r} is a dataset, not a model: its lineage is 'dataset:{data.ref}' "
+        f"(shipyard lineage dataset:{data.ref}); show it with: shipyard datasets show {data.ref}",
+        field="ref",
+    ) from exc
