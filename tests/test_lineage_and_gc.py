@@ -10,7 +10,7 @@ import pytest
 
 import shipyard as sy
 from shipyard.config import Settings
-from shipyard.errors import NotFoundError
+from shipyard.errors import ConflictError, NotFoundError
 
 
 def _train(name: str, data: pd.DataFrame) -> tuple[str, int]:
@@ -77,7 +77,6 @@ def test_gc_purges_deleted_runs_and_their_unreferenced_blobs(settings: Settings,
     before = set(client.stores.artifacts.list_digests())
     assert {kept_ref.digest, dropped_ref.digest} <= before
     client.delete_run(drop.id)
-    assert client.gc(dry_run=True)["blobs_deleted"] == 0
     report = client.gc()
     assert report["runs"] == 1
     assert report["blobs_deleted"] == 1
@@ -86,3 +85,51 @@ def test_gc_purges_deleted_runs_and_their_unreferenced_blobs(settings: Settings,
     assert client.get_run(keep.id).status == "finished"
     assert sy.load_model("churn").predict(_data(3)[["a", "b"]].head(2)) is not None  # model files survived
     assert sy.load_dataset("churn-train").to_pandas().shape == (50, 3)
+
+
+def test_gc_dry_run_reports_exactly_what_gc_then_deletes(settings: Settings, tmp_path: Path) -> None:
+    client = sy.Client()
+    for i in range(3):
+        (tmp_path / f"{i}.txt").write_text(f"file {i}")
+        with sy.start_run(experiment="gc") as run:
+            sy.log_artifact(tmp_path / f"{i}.txt")
+        if i:
+            client.delete_run(run.id)
+    (tmp_path / "shared.txt").write_text("shared")
+    with sy.start_run(experiment="gc") as kept:
+        sy.log_artifact(tmp_path / "shared.txt")
+    with sy.start_run(experiment="gc") as dropped:  # the same blob as the kept run's
+        sy.log_artifact(tmp_path / "shared.txt")
+    client.delete_run(dropped.id)
+    before = set(client.stores.artifacts.list_digests())
+
+    planned = client.gc(dry_run=True)
+    assert set(client.stores.artifacts.list_digests()) == before, "a dry run deletes nothing"
+    done = client.gc()
+
+    assert planned == done
+    assert (done["runs"], done["blobs_deleted"]) == (3, 2)
+    shared = next(a for a in client.list_artifacts(kept.id) if a.path == "shared.txt")
+    assert shared.digest in client.stores.artifacts.list_digests()
+    assert len(before - set(client.stores.artifacts.list_digests())) == done["blobs_deleted"]
+    assert client.gc(dry_run=True) == {**done, "runs": 0, "model_versions": 0, "orphan_blobs": 0, "blobs_deleted": 0}
+
+
+def test_deleting_a_run_that_produced_a_model_version_needs_force(settings: Settings) -> None:
+    client = sy.Client()
+    run_id, version = _train("lr", _data(5))
+
+    with pytest.raises(ConflictError, match=f"produced registered model versions churn/{version}"):
+        client.delete_run(run_id)
+    assert client.get_run(run_id).status == "finished"
+
+    client.delete_run(run_id[:8], force=True)
+    with pytest.raises(NotFoundError):
+        client.get_run(run_id)
+    graph = client.lineage(f"churn/{version}")
+    run = graph.node(f"run:{run_id}")
+    assert run.attrs == {"deleted": True}
+    assert "(deleted)" in run.label
+    assert (f"run:{run_id}", "produced", f"model:churn/{version}") in {
+        (e.source, e.relation, e.target) for e in graph.edges
+    }

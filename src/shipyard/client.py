@@ -118,9 +118,13 @@ class Client:
         if tags:
             self.stores.runs.set_tags(run_id, tracking._stringify("tag", tags))
 
-    def delete_run(self, run_id: str) -> None:
-        """Soft-delete a run; ``gc`` removes it for good."""
-        self.stores.runs.delete_run(run_id)
+    def delete_run(self, run_id: str, *, force: bool = False) -> None:
+        """Soft-delete a run; ``gc`` removes it for good.
+
+        A run that produced registered model versions is kept unless ``force``: the
+        error names the versions.
+        """
+        tracking.delete_run(run_id, force=force, client=self)
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactRef]:
         """The files logged under a run."""
@@ -143,11 +147,12 @@ class Client:
 
     def gc(self, *, dry_run: bool = False) -> dict[str, Any]:
         """Purge soft-deleted records, then delete blobs no record references."""
-        purged = {} if dry_run else self.stores.gc.purge_deleted()
+        # A dry run counts the same statements and rolls them back: its report is what gc deletes.
+        purged = self.stores.gc.purge_deleted(dry_run=dry_run)
         # Folder datasets keep their files' digests inside a manifest blob the store cannot read.
         live = self.stores.gc.referenced_digests() | dataset_digests(client=self)
         orphans = [d for d in self.stores.artifacts.list_digests() if d not in live]
-        removed = 0 if dry_run else self.stores.artifacts.delete(orphans)
+        removed = len(orphans) if dry_run else self.stores.artifacts.delete(orphans)
         return {**purged, "orphan_blobs": len(orphans), "blobs_deleted": removed}
 
     def find_run(self, run_id: str) -> Run | None:

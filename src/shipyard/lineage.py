@@ -168,5 +168,13 @@ def build_lineage(stores: Stores, ref: str) -> LineageGraph:
     version = resolve_version(stores, ref)
     root = builder.add_version(version)
     if version.run_id:
-        builder.add_run(stores.runs.get_run(version.run_id))
+        try:
+            run = stores.runs.get_run(version.run_id)
+        except NotFoundError:  # deleted with --force: say so, the version itself is still known
+            deleted = builder.add(
+                LineageNode(f"run:{version.run_id}", "run", f"{version.run_id} (deleted)", {"deleted": True})
+            )
+            builder.link(deleted, root, "produced")
+        else:
+            builder.add_run(run)
     return builder.graph(root)

@@ -58,9 +58,12 @@ def show_run(run_id: Annotated[str, typer.Argument(help="the run id, or a unique
 
 
 @app.command("delete")
-def delete_run(run_id: Annotated[str, typer.Argument(help="the run id, or a unique prefix of it")]) -> None:
+def delete_run(
+    run_id: Annotated[str, typer.Argument(help="the run id, or a unique prefix of it")],
+    force: Annotated[bool, typer.Option("--force", help="delete it even if it produced model versions")] = False,
+) -> None:
     """Delete a run (shipyard gc removes it for good)."""
     c = client()
     run = c.get_run(run_id)
-    c.delete_run(run.id)
+    c.delete_run(run.id, force=force)
     console.print(f"deleted run {run.id}")

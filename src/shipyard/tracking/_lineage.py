@@ -75,13 +75,64 @@ def _static() -> dict[str, Any]:
     }
 
 
-def capture() -> dict[str, Any]:
-    """The lineage of a run started now in this process."""
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_INSTALL_DIRS = tuple({os.path.abspath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+
+
+def _is_user_file(path: str) -> bool:
+    """Code the user wrote: not shipyard's, not the interpreter's or an installed package's."""
+    if not path or path.startswith("<") or not os.path.isabs(path):
+        return False
+    return not path.startswith((_PACKAGE_DIR + os.sep, *_INSTALL_DIRS)) and "site-packages" not in path
+
+
+def _caller_files() -> list[str]:
+    """The user's source files on the calling stack, innermost first."""
+    files: list[str] = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = frame.f_code.co_filename
+        if _is_user_file(path) and path not in files:
+            files.append(path)
+        frame = frame.f_back  # type: ignore[assignment]
+    return files
+
+
+def _argv_files() -> list[str]:
+    """Source files named on the command line, as in ``shipyard run pipe.py:flow``."""
+    files = []
+    for arg in sys.argv[1:]:
+        path = arg.partition(":")[0] if arg.partition(":")[0].endswith(".py") else arg
+        if path.endswith(".py") and os.path.isfile(path):
+            files.append(os.path.abspath(path))
+    return files
+
+
+def code_folders(source: str | None = None) -> list[str]:
+    """Where to look for the run's repository, best first.
+
+    The code's own files come first: an explicit ``source``, then the user's files on the
+    calling stack, then files named on the command line. Then the working directory. The
+    entry point's folder comes last: a console script (``shipyard``, ``pytest``) lives in a
+    virtual environment that may be outside any repository.
+    """
+    files = [source] if source else []
+    files += _caller_files() + _argv_files()
+    folders = [os.path.dirname(os.path.abspath(f)) for f in files]
+    folders.append(os.getcwd())
     entry = entry_point()
-    folder = os.path.dirname(os.path.abspath(entry)) if os.path.exists(entry) else os.getcwd()
+    if os.path.exists(entry):
+        folders.append(os.path.dirname(os.path.abspath(entry)))
+    return list(dict.fromkeys(folders))
+
+
+def capture(source: str | None = None) -> dict[str, Any]:
+    """The lineage of a run started now in this process, its code found from ``source`` or the caller."""
     info = dict(_static())
-    info.update({"entry_point": entry, "argv": list(sys.argv), "cwd": os.getcwd(), "pid": os.getpid()})
-    git = git_info(folder)
-    if git:
-        info["git"] = git
+    info.update({"entry_point": entry_point(), "argv": list(sys.argv), "cwd": os.getcwd(), "pid": os.getpid()})
+    for folder in code_folders(source):
+        git = git_info(folder)
+        if git:
+            info["git"] = git
+            break
     return info

@@ -254,10 +254,13 @@ def start_run(
     parent_run_id: str | None = None,
     log_system_metrics: bool = False,
     client: HasStores | None = None,
+    source: str | None = None,
 ) -> ActiveRun:
     """Start a run and make it current; use it as a context manager.
 
-    A run started while another is active becomes its child (a nested run).
+    A run started while another is active becomes its child (a nested run). Its git
+    commit is looked up from ``source`` (the file of the code it runs, such as a flow's
+    module) when given, else from the calling code's files, then the working directory.
 
     Example:
         >>> with start_run(experiment="churn", name="lgbm") as run:  # doctest: +SKIP
@@ -271,7 +274,7 @@ def start_run(
         or (stack[-1].experiment if stack else None)
         or os.environ.get("SHIPYARD_EXPERIMENT", DEFAULT_EXPERIMENT)
     )
-    lineage = _lineage.capture()
+    lineage = _lineage.capture(source)
     if parent:
         lineage["parent_run_id"] = parent
     fields: dict[str, Any] = {
@@ -405,6 +408,21 @@ def get_run(run_id: str, *, client: HasStores | None = None) -> Run:
 def fail_stale_runs(stores: Stores) -> list[str]:
     """Mark failed the runs whose process stopped beating (died without ending them)."""
     return stores.runs.fail_stale_runs(time.time() - stores.settings.heartbeat_timeout)
+
+
+def delete_run(run_id: str, *, force: bool = False, client: HasStores | None = None) -> None:
+    """Soft-delete a run, unless it produced registered model versions and ``force`` is not set."""
+    stores = resolve_stores(client)
+    run = stores.runs.get_run(run_id)
+    versions = stores.models.versions_for_runs([run.id])
+    if versions and not force:
+        names = ", ".join(f"{v.name}/{v.version}" for v in versions)
+        raise ConflictError(
+            f"run {run.id} produced registered model versions {names}; their lineage would lose it. "
+            "Delete the versions first, or force it (Client.delete_run(..., force=True), shipyard runs delete --force)",
+            field="run_id",
+        )
+    stores.runs.delete_run(run.id)
 
 
 def download_artifact(run_id: str, path: str, dest: str | os.PathLike[str], *, client: HasStores | None = None) -> Path:
