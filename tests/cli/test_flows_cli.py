@@ -186,3 +186,22 @@ def test_a_dataset_given_as_a_model_suggests_commands_that_work(
         followed = _shipyard(tmp_path, *command.split())
         assert followed.returncode == 0, (command, followed.stderr)
         assert "churn-train@1" in followed.stdout
+
+
+def test_datasets_take_the_models_version_syntax_too(model_and_dataset: None, tmp_path: Path) -> None:
+    slash = _shipyard(tmp_path, "datasets", "show", "churn-train/1")
+    at = _shipyard(tmp_path, "datasets", "show", "churn-train@1")
+    listed = _shipyard(tmp_path, "datasets", "list", "--json")
+
+    assert slash.returncode == 0, slash.stderr
+    assert slash.stdout == at.stdout
+    assert [(d["name"], d["version"], d["num_rows"]) for d in json.loads(listed.stdout)] == [("churn-train", 1, 4)]
+
+
+def test_flows_list_json(project: Path) -> None:
+    assert _shipyard(project, "run", "pipe.py:branches", "--no-live").returncode == 0
+
+    flows = json.loads(_shipyard(project, "flows", "list", "--json").stdout)
+
+    summary = [(f["name"], f["schedule"], f["last_run"]["state"]) for f in flows]
+    assert summary == [("branches", "0 3 * * *", "succeeded")]

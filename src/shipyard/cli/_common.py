@@ -44,6 +44,12 @@ def number(value: float) -> str:
     return f"{value:.6g}"
 
 
+def dataset_ref(ref: str) -> str:
+    """``NAME/3`` as datasets spell it (``NAME@3``): one version syntax for models and datasets."""
+    name, sep, number = ref.rpartition("/")
+    return f"{name}@{number}" if sep and number.isdigit() else ref
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="print a JSON array instead of a table, for scripts")]
 
 

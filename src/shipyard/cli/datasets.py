@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._common import JsonOption, emit_json, record, when
+from shipyard.cli._common import JsonOption, dataset_ref, emit_json, record, when
 from shipyard.datasets import api
 from shipyard.store.entities import DatasetVersion
 
 app = typer.Typer(help="Datasets: versions named by content hash, with schema and statistics.", no_args_is_help=True)
 
+DatasetRef = Annotated[str, typer.Argument(help="NAME@3 or NAME/3 for a version, NAME for the latest")]
 STAT_KEYS = ("count", "nulls", "min", "max", "mean", "std", "distinct")
 
 
@@ -45,9 +46,11 @@ def list_command(
 
 
 @app.command("show")
-def show_command(ref: Annotated[str, typer.Argument(help="name@version, or name for the latest")]) -> None:
+def show_command(
+    ref: DatasetRef,
+) -> None:
     """Show one version: where it came from, its schema and per-column statistics."""
-    version = api.get_dataset(ref)
+    version = api.get_dataset(dataset_ref(ref))
     console = _console()
     console.print(_header(version))
     columns: Mapping[str, Mapping[str, Any]] = version.stats.get("columns", {})
@@ -65,11 +68,11 @@ def show_command(ref: Annotated[str, typer.Argument(help="name@version, or name 
 
 @app.command("golden")
 def golden_command(
-    ref: Annotated[str, typer.Argument(help="name@version, or name for the latest")],
+    ref: DatasetRef,
     unset: Annotated[bool, typer.Option("--unset", help="remove the golden mark instead")] = False,
 ) -> None:
     """Mark a dataset version golden (a trusted reference), or unmark it with --unset."""
-    version = api.set_golden(ref, not unset)
+    version = api.set_golden(dataset_ref(ref), not unset)
     state = "no longer golden" if unset else "golden"
     _console().print(f"{escape(version.ref)} is {state}")
 

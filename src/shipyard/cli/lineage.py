@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.tree import Tree
 
-from shipyard.cli._common import client, console
+from shipyard.cli._common import client, console, dataset_ref
 from shipyard.errors import NotFoundError
 from shipyard.lineage import LineageGraph
 from shipyard.store import Stores
@@ -64,25 +64,19 @@ def lineage_ref(stores: Stores, ref: str) -> str:
     """
     kind, sep, rest = ref.partition(":")
     if sep and kind in ("model", "dataset", "run"):
-        return rest if kind == "model" else f"dataset:{_dataset_ref(rest)}" if kind == "dataset" else ref
+        return rest if kind == "model" else f"dataset:{dataset_ref(rest)}" if kind == "dataset" else ref
     if _RUN_ID.match(ref) and _exists(lambda: stores.runs.get_run(ref)):
         return f"run:{ref}"
     name = re.split(r"[@/]", ref, maxsplit=1)[0]
     if _exists(lambda: stores.models.get_registered_model(name)):
         return ref
     if _exists(lambda: stores.datasets.get_dataset_version(name)):
-        return f"dataset:{_dataset_ref(ref)}"
+        return f"dataset:{dataset_ref(ref)}"
     models = ", ".join(sorted(m.name for m in stores.models.list_registered_models())[:10]) or "none"
     datasets = ", ".join(sorted(d.name for d in stores.datasets.list_datasets())[:10]) or "none"
     raise NotFoundError(
         f"no model, dataset or run is named {name!r}; models: {models}; datasets: {datasets}", field="ref"
     )
-
-
-def _dataset_ref(ref: str) -> str:
-    # Datasets take NAME@3; NAME/3 (the models' version form) means the same thing.
-    name, sep, number = ref.rpartition("/")
-    return f"{name}@{number}" if sep and number.isdigit() else ref
 
 
 def _exists(lookup: Callable[[], object]) -> bool:
