@@ -77,11 +77,34 @@ def test_boosters_log_per_iteration_evaluation(autologged: None) -> None:
     assert client.get_run(lgbm_run.id).params["n_estimators"] == "5"
 
 
-def test_disable_restores_plain_fit(settings: Settings) -> None:
+def _own_fits() -> dict[type, object]:
+    import warnings
+
+    from sklearn.utils import all_estimators
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        classes = [cls for _, cls in all_estimators()]
+    return {cls: cls.__dict__["fit"] for cls in classes if "fit" in cls.__dict__}
+
+
+def test_disable_restores_the_original_fit_function_objects(settings: Settings) -> None:
     from sklearn.linear_model import LinearRegression
 
+    before = _own_fits()
+    sy.autolog()
+    try:
+        assert LinearRegression.__dict__["fit"] is not before[LinearRegression], "autolog patches fit"
+    finally:
+        sy.autolog(disable=True)
+
+    after = _own_fits()
+    assert [cls.__name__ for cls in before if after[cls] is not before[cls]] == []
+    assert not any("shipyard" in name for cls in before for name in cls.__dict__)
+    # A fit that still went through the patch would record a run here: it must not.
     sy.autolog()
     sy.autolog(disable=True)
     x, y = _data()
     LinearRegression().fit(x, y)
-    assert sy.Client().search_runs().items == []
+    assert len(sy.Client().search_runs()) == 0
+    assert sy.Client().list_experiments() == []
