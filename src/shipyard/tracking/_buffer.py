@@ -132,10 +132,12 @@ class _Flusher:
             buffers = list(self._buffers)
         first: BaseException | None = None
         for buffer in buffers:
+            was_failing = buffer.error is not None
             try:
                 buffer.flush(background=background)
             except Exception as exc:
-                if background:  # said at once, and again by flush() or the run's end
+                # Said at once (once per outage, not every tick), and again by flush() or the run's end.
+                if background and not was_failing:
                     _log.warning("shipyard: writing metrics of run %s failed, will retry: %s", buffer.run_id, exc)
                 first = first or exc
         if first is not None:
