@@ -56,7 +56,8 @@ def list_flows(as_json: JsonOption = False) -> None:
             _flow_json(info, stores.flows.list_flow_runs(info.name, limit=1)) for info in stores.flows.list_flows()
         )
         return
-    table = Table("flow", "schedule", "triggers", "owners", "last run", "state", "started")
+    table = Table("flow", "schedule", "triggers", "owners", Column("last run", no_wrap=True, min_width=12), "state")
+    table.add_column("started")
     for info in stores.flows.list_flows():
         last = stores.flows.list_flow_runs(info.name, limit=1)
         schedule = f"{info.schedule} ({info.timezone})" if info.schedule else "-"

@@ -115,7 +115,8 @@ def _report(record: FlowRun, target: str) -> None:
         return
     console.print(Text(f"flow run {record.id} {record.state}: {(record.error or '').splitlines()[0]}", style="red"))
     if record.state in RESUMABLE:
-        console.print(f"finish it with: shipyard run {target} --resume {record.id}", highlight=False)
+        # soft_wrap: one line however narrow the terminal, so it copies and pastes whole.
+        console.print(f"finish it with: shipyard run {target} --resume {record.id}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)  # the work failed: status 1, apart from bad input's 2
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from shipyard.cli._common import JsonOption, client, console, emit_json, number, record, seconds, when
 
@@ -27,7 +27,10 @@ def list_runs(
         emit_json({**record(run, exclude=("lineage",)), "duration": run.duration} for run in page.items)
         return
     metric_keys = sorted({k for run in page.items for k in run.metrics if not k.startswith("system/")})[:6]
-    table = Table("run id", "experiment", "name", "status", "started", "duration", *metric_keys)
+    # The id is never cut: its 12 characters are a prefix every command accepts back.
+    table = Table(Column("run id", no_wrap=True, min_width=12), "experiment", "name", "status", "started")
+    for heading in ("duration", *metric_keys):
+        table.add_column(heading)
     for run in page.items:
         values = [number(run.metrics[k]) if k in run.metrics else "-" for k in metric_keys]
         table.add_row(
