@@ -205,3 +205,18 @@ def test_flows_list_json(project: Path) -> None:
 
     summary = [(f["name"], f["schedule"], f["last_run"]["state"]) for f in flows]
     assert summary == [("branches", "0 3 * * *", "succeeded")]
+
+
+def test_deleting_a_run_with_model_versions_suggests_force_and_force_works(
+    model_and_dataset: None, tmp_path: Path
+) -> None:
+    run_id = sy.Client().search_runs("lineage").items[0].id
+
+    refused = _shipyard(tmp_path, "runs", "delete", run_id[:8])
+    forced = _shipyard(tmp_path, "runs", "delete", run_id[:8], "--force")
+
+    assert refused.returncode == 2
+    assert "churn/1" in refused.stderr
+    assert "shipyard runs delete --force" in refused.stderr
+    assert forced.returncode == 0, forced.stderr
+    assert sy.Client().find_run(run_id) is None
