@@ -9,6 +9,7 @@ path prints a traceback: anything unexpected is one line too.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, NoReturn
 
@@ -84,6 +85,9 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.TyperException as exc:  # typer's vendored click: usage errors, bad parameters
         _usage_error(exc)
+    except BrokenPipeError:  # `shipyard runs list --json | head`: the reader left; not an error to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        sys.exit(141)
     except Exception as exc:  # a bug: still one line, with what to report
         typer.echo(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", err=True)
         typer.echo("this is a bug in shipyard; rerun with SHIPYARD_DEBUG=1 for the traceback", err=True)
@@ -95,8 +99,6 @@ def main() -> None:
 
 
 def _debug() -> bool:
-    import os
-
     return os.environ.get("SHIPYARD_DEBUG", "") not in ("", "0")
 
 
