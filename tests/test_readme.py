@@ -185,7 +185,9 @@ def run_until_interrupted(command: Command) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0, f"README.md:{command.line}: exited {process.returncode}:\n{first}{output}"
+    # 0 once it stopped its loop; 130 (the CLI's code for an interrupt) when Ctrl-C came before it.
+    assert process.returncode in (0, 130), f"README.md:{command.line}: exited {process.returncode}:\n{first}{output}"
+    assert "Traceback" not in output, f"README.md:{command.line}: {output[-3000:]}"
 
 
 def run_bash(block: Block) -> int:
