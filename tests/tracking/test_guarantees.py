@@ -19,7 +19,7 @@ import shipyard as sy
 from shipyard.config import Settings
 from shipyard.errors import StoreUnavailableError
 from shipyard.store import Stores, open_stores
-from shipyard.tracking import _buffer, _heartbeat
+from shipyard.tracking import _buffer, _heartbeat, _stores
 from shipyard.tracking import api as tracking_api
 
 WORKER_THREAD_RUN = textwrap.dedent(
@@ -226,10 +226,10 @@ def test_a_run_failed_by_a_lapsed_heartbeat_records_that_its_process_ended_it(se
 def test_the_settings_cache_stays_bounded_when_run_variables_change(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for i in range(3 * tracking_api._SETTINGS_CACHE_SIZE):
+    for i in range(3 * _stores._SETTINGS_CACHE_SIZE):
         monkeypatch.setenv("SHIPYARD_PARENT_RUN_ID", f"parent-{i}")
         assert tracking_api.resolve_stores().settings.store_uri == settings.store_uri
-    assert len(tracking_api._settings_cache) <= tracking_api._SETTINGS_CACHE_SIZE
+    assert len(_stores._settings_cache) <= _stores._SETTINGS_CACHE_SIZE
 
 
 def test_settings_that_differ_only_in_intervals_share_one_engine(settings: Settings, stores: Stores) -> None:

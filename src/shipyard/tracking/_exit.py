@@ -16,9 +16,10 @@ bytecodes, perhaps while that thread is inside a flush holding the buffer's writ
 a pooled connection or SQLite's write lock. So the handler does not write itself: it hands
 the closing to a ``shipyard-sigterm`` thread and waits for it a short while. When the
 interrupted code holds nothing the closer needs (the common case), the closer is done
-within that wait and the handler passes the signal on at once. Otherwise the handler
-returns, the interrupted flush completes and frees its locks, and the closer sends
-SIGTERM again once every run is closed; that second delivery passes the signal on.
+within that wait and the handler passes the signal on at once. Otherwise the handler puts
+the previous disposition back and returns, the interrupted flush completes and frees its
+locks, and the closer sends SIGTERM again once every run is closed, which by default ends
+the process. A second SIGTERM sent while the closer works ends the process at once.
 """
 
 from __future__ import annotations
@@ -122,8 +123,13 @@ def _close_then_resignal() -> None:
     with _closing:
         _closed = True
         resignal = _handler_gave_up
-    if resignal:  # the handler stopped waiting: deliver again so that it passes the signal on
-        os.kill(os.getpid(), signal.SIGTERM)
+    if resignal and _previous_sigterm != signal.SIG_IGN:
+        # The handler stopped waiting and put the previous disposition back: deliver again so
+        # that it acts. By default the kernel ends the process, whatever the main thread is
+        # doing; a Python handler runs on the main thread, hence the signal is sent there.
+        main = threading.main_thread().ident
+        if main is not None:
+            signal.pthread_kill(main, signal.SIGTERM)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -135,8 +141,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     with _closing:
         if not _closed:
             # The interrupted code may hold a lock the closer needs: let it run and release
-            # it; the closer signals again when done (a second SIGTERM meanwhile waits too).
+            # it. The closer signals again when done; the previous disposition handles that
+            # delivery, as it would a second SIGTERM sent meanwhile (by default: the end).
+            # Not this handler: a signal landing between two checks of the main thread and
+            # its next sleep would wait for the end of that sleep.
             _handler_gave_up = True
+            signal.signal(signal.SIGTERM, _previous_sigterm)
             return
     _pass_on(signum, frame)
 

@@ -14,65 +14,26 @@ import os
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
-from shipyard.config import Settings, resolve_settings
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
-from shipyard.store import Stores, open_stores
+from shipyard.store import Stores
 from shipyard.store.entities import ArtifactRef, MetricPoint, Run, is_number
 from shipyard.tracking import _exit, _lineage
 from shipyard.tracking._buffer import MetricBuffer, flush_all, register_buffer, unregister_buffer
 from shipyard.tracking._heartbeat import heartbeat
+from shipyard.tracking._stores import HasStores as HasStores
+from shipyard.tracking._stores import resolve_stores as resolve_stores
 
 DEFAULT_EXPERIMENT = "default"
 PARENT_RUN_ENV = "SHIPYARD_PARENT_RUN_ID"
 _MAX_KEY = 250
 
 
-class HasStores(Protocol):
-    """Anything that carries resolved stores: a ``Client``."""
-
-    @property
-    def stores(self) -> Stores: ...
-
-
 _current: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar("shipyard_runs", default=())
-
-
-# Keyed by working directory and SHIPYARD_* variables, which may change per run (a flow
-# sets SHIPYARD_PARENT_RUN_ID per task): least recently used entries go past this many.
-_SETTINGS_CACHE_SIZE = 32
-_settings_cache: OrderedDict[tuple[str, tuple[str, ...]], Settings] = OrderedDict()
-_settings_lock = threading.Lock()
-
-
-def resolve_stores(client: HasStores | None = None) -> Stores:
-    """The stores of ``client``, or of the settings in force (env, ``shipyard.toml``, defaults).
-
-    Settings are resolved once per working directory and set of ``SHIPYARD_*`` variables:
-    resolving walks the folders upward, which would cost more than creating a run.
-    """
-    if client is not None:
-        return client.stores
-    key = (
-        os.getcwd(),
-        tuple(sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(("SHIPYARD_", "AWS_ENDPOINT_URL")))),
-    )
-    with _settings_lock:
-        settings = _settings_cache.get(key)
-        if settings is not None:
-            _settings_cache.move_to_end(key)
-    if settings is None:
-        settings = resolve_settings()
-        with _settings_lock:
-            _settings_cache[key] = settings
-            while len(_settings_cache) > _SETTINGS_CACHE_SIZE:
-                _settings_cache.popitem(last=False)
-    return open_stores(settings)
 
 
 def _check_key(kind: str, key: object) -> str:
