@@ -133,3 +133,6 @@ def test_deleting_a_run_that_produced_a_model_version_needs_force(settings: Sett
     assert (f"run:{run_id}", "produced", f"model:churn/{version}") in {
         (e.source, e.relation, e.target) for e in graph.edges
     }
+    # The version's files are the run's artifacts: gc keeps them while the version lives.
+    assert client.gc()["runs"] == 0
+    assert sy.load_model(f"churn/{version}").predict(_data(5)[["a", "b"]].head(2)) is not None

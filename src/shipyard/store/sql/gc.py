@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select, union
+from sqlalchemy import Connection, Select, delete, select, union
 
 from shipyard.store import schema as s
 from shipyard.store.sql._engine import Database
+
+
+def _purgeable_runs() -> Select[tuple[str]]:
+    """Soft-deleted runs, less those a live model version still comes from: a run deleted with
+    ``force`` keeps its rows, hidden, while its versions live, since their files are its artifacts.
+    """
+    versions = s.model_versions.c
+    kept = select(versions.run_id).where(versions.deleted_at.is_(None), versions.run_id.is_not(None))
+    return select(s.runs.c.id).where(s.runs.c.deleted_at.is_not(None), s.runs.c.id.not_in(kept))
 
 
 class _DryRun(Exception):
@@ -35,10 +44,10 @@ class SqlGarbageCollector:
         return counts
 
     def _purge(self, conn: Connection, counts: dict[str, int]) -> None:
-        dead_runs = select(s.runs.c.id).where(s.runs.c.deleted_at.is_not(None))
+        dead_runs = _purgeable_runs()
         for child in (s.params, s.tags, s.metrics, s.latest_metrics, s.artifacts, s.run_datasets):
             conn.execute(delete(child).where(child.c.run_id.in_(dead_runs)))
-        counts["runs"] = conn.execute(delete(s.runs).where(s.runs.c.deleted_at.is_not(None))).rowcount
+        counts["runs"] = conn.execute(delete(s.runs).where(s.runs.c.id.in_(dead_runs))).rowcount
         counts["model_versions"] = conn.execute(
             delete(s.model_versions).where(s.model_versions.c.deleted_at.is_not(None))
         ).rowcount
@@ -54,9 +63,8 @@ class SqlGarbageCollector:
         count, so the answer is the same before and after ``purge_deleted``: what
         ``gc --dry-run`` reports is what ``gc`` then deletes.
         """
-        live_runs = select(s.runs.c.id).where(s.runs.c.deleted_at.is_(None))
         query = union(
-            select(s.artifacts.c.digest).where(s.artifacts.c.run_id.in_(live_runs)),
+            select(s.artifacts.c.digest).where(s.artifacts.c.run_id.not_in(_purgeable_runs())),
             select(s.dataset_versions.c.artifact_digest),
             select(s.model_versions.c.manifest_digest).where(s.model_versions.c.deleted_at.is_(None)),
             # Task values over the inline limit live in the artifact store, not in the row.
