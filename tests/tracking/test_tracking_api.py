@@ -37,7 +37,7 @@ def test_run_records_params_metrics_tags_and_lineage(settings: Settings) -> None
     ]
     lineage = got.lineage
     assert all(lineage[key] for key in ("entry_point", "python", "user", "host"))
-    assert len(lineage["git"]["commit"]) == 40  # the tests run inside the repository
+    assert len(lineage["git"]["commit"]) == 40  # found from this test file, wherever the venv lives
     assert isinstance(lineage["git"]["dirty"], bool)
     requirements = [a for a in client.list_artifacts(run.id) if a.path == "environment/requirements.txt"]
     assert requirements, "installed packages are recorded as an artifact"

@@ -379,8 +379,8 @@ def delete_run(run_id: str, *, force: bool = False, client: HasStores | None = N
     if versions and not force:
         names = ", ".join(f"{v.name}/{v.version}" for v in versions)
         raise ConflictError(
-            f"run {run.id} produced registered model versions {names}; their lineage would lose it. "
-            "Delete the versions first, or force it (Client.delete_run(..., force=True), shipyard runs delete --force)",
+            f"run {run.id} produced registered model versions {names}, whose lineage leads to it; "
+            f"to delete it anyway: shipyard runs delete --force {run.id} (Client.delete_run(..., force=True))",
             field="run_id",
         )
     stores.runs.delete_run(run.id)
