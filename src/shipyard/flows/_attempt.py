@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import inspect
 import os
 import time
 import traceback
@@ -90,6 +91,14 @@ def failed(error: str, start: float, exception: BaseException | None = None) -> 
     return Outcome(False, start, time.time(), error=error, exception=exception, has_value=False)
 
 
+def source_file(fn: Callable[..., Any]) -> str | None:
+    """The file that defines ``fn``, where the run's git commit is looked up (not the console script's)."""
+    try:
+        return inspect.getsourcefile(inspect.unwrap(fn))
+    except TypeError:  # builtins and C functions have no source file
+        return None
+
+
 @contextlib.contextmanager
 def _tracking(attempt: Attempt) -> Iterator[str | None]:
     if attempt.track is None:
@@ -99,7 +108,9 @@ def _tracking(attempt: Attempt) -> Iterator[str | None]:
 
     spec = attempt.track
     holder = _Holder(spec.stores) if spec.stores is not None else None
-    with start_run(spec.experiment, attempt.key, parent_run_id=spec.parent_run_id, client=holder) as run:
+    with start_run(
+        spec.experiment, attempt.key, parent_run_id=spec.parent_run_id, client=holder, source=source_file(attempt.fn)
+    ) as run:
         yield run.id
 
 

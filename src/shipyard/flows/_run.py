@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shipyard.flows import _values
+from shipyard.flows._attempt import source_file
 from shipyard.flows._capture import streams
 from shipyard.flows._context import current_runner
 from shipyard.flows._graph import resolve
@@ -106,6 +107,7 @@ def execute(
         flow.name,
         tags={"shipyard.flow": flow.name, "shipyard.flow_run_id": target.id},
         client=_Holder(stores),
+        source=source_file(flow.fn),
     )
     try:
         if existing is None:
