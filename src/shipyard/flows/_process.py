@@ -101,6 +101,9 @@ class _Worker:
         child.close()
         self.busy: _Job | None = None
         self.dead = False
+        # The reader thread owns the pipe: it alone closes it (in ``_bury``), so the fd is never
+        # closed twice or while a recv() on it is still running (a reused fd would be closed).
+        self.reader: threading.Thread | None = None
 
 
 class ProcessPool:
@@ -132,7 +135,10 @@ class ProcessPool:
         if len([w for w in self._all if not w.dead]) < self.max_workers:
             worker = _Worker(self._ctx)
             self._all.append(worker)
-            threading.Thread(target=self._read, args=(worker,), name="shipyard-worker-reader", daemon=True).start()
+            worker.reader = threading.Thread(
+                target=self._read, args=(worker,), name="shipyard-worker-reader", daemon=True
+            )
+            worker.reader.start()
             return worker
         return None
 
@@ -251,4 +257,5 @@ class ProcessPool:
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join(timeout=2)
-            worker.conn.close()
+            if worker.reader is not None:
+                worker.reader.join(timeout=5)  # it sees the pipe close, then closes its end

@@ -7,6 +7,7 @@ tracking run starts; every task record is flushed before the final state is writ
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import dataclasses
 import os
@@ -125,7 +126,25 @@ def execute(
         if owned:
             chosen.close()
         raise
-    return _drive(flow, params, stores, run, tracking, chosen, owned, previous or {}, watch)
+    try:
+        return _drive(flow, params, stores, run, tracking, chosen, owned, previous or {}, watch)
+    except BaseException as exc:
+        _abandon(stores, run.id, tracking, exc)
+        raise
+
+
+def _abandon(stores: Stores, run_id: str, tracking: Any, exc: BaseException) -> None:
+    """Close the records of a flow run whose driving raised (a failing cleanup, say).
+
+    Without this its tracking run would stay current in the caller's context, and the next
+    ``log_model`` of the caller would land in it.
+    """
+    tracking.end("failed")  # ending twice does nothing
+    with contextlib.suppress(Exception):
+        if stores.flows.get_flow_run(run_id, with_tasks=False).state == "running":
+            stores.flows.end_flow_run(
+                run_id, "failed", end_time=time.time(), result=None, error=f"{type(exc).__name__}: {exc}"
+            )
 
 
 def _drive(
