@@ -6,13 +6,12 @@ found, and ``shipyard.flows.api.load_flow`` checks that the object is a flow.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
+from shipyard._pyfiles import import_file
 from shipyard.errors import InvalidInputError, NotFoundError
 
 FILE_MODULE_PREFIX = "_shipyard_flow_file_"
@@ -20,25 +19,7 @@ FILE_MODULE_PREFIX = "_shipyard_flow_file_"
 
 def load_module(path: str | Path) -> ModuleType:
     """Import a Python file once per process under a private module name."""
-    file = Path(path).expanduser().resolve()
-    if not file.is_file():
-        raise NotFoundError(f"flow file {str(path)!r} does not exist", field="file")
-    name = FILE_MODULE_PREFIX + hashlib.sha256(str(file).encode()).hexdigest()[:16]
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, file)
-    if spec is None or spec.loader is None:
-        raise InvalidInputError(f"{str(path)!r} is not a Python file", field="file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    folder = str(file.parent)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)  # so the file's own sibling imports work, as with `python file.py`
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
+    module = import_file(path, prefix=FILE_MODULE_PREFIX, what="flow file", field="file", sibling_imports=True)
     import cloudpickle
 
     cloudpickle.register_pickle_by_value(module)  # worker processes cannot import it by name
