@@ -34,14 +34,15 @@ def resolve_prefix(
         NotFoundError: also when ``given`` is shorter than ``MIN_PREFIX`` (the message says so).
         InvalidInputError: several ids start with ``given``; the message lists them.
     """
+    field = kind.replace(" ", "_") + "_id"  # "run_id", "flow_run_id": the argument the user gave
     prefix = given.strip().lower()
     if not _HEX.match(prefix):
-        raise NotFoundError(f"{kind} {given!r} does not exist", field="run_id")
+        raise NotFoundError(f"{kind} {given!r} does not exist", field=field)
     if len(prefix) < MIN_PREFIX:
         # NotFoundError, not InvalidInputError: find_run/find_* must still answer None.
         raise NotFoundError(
             f"{kind} {given!r} does not exist; an id prefix needs at least {MIN_PREFIX} hex characters",
-            field="run_id",
+            field=field,
         )
     # Only hex reaches here, so the prefix holds no LIKE wildcards to escape.
     query = select(column).where(column.like(f"{prefix}%")).order_by(column).limit(_SHOWN + 1)
@@ -49,11 +50,11 @@ def resolve_prefix(
         query = query.where(where)
     matches = [row[0] for row in conn.execute(query)]
     if not matches:
-        raise NotFoundError(f"{kind} {given!r} does not exist", field="run_id")
+        raise NotFoundError(f"{kind} {given!r} does not exist", field=field)
     if len(matches) > 1:
         shown = ", ".join(matches[:_SHOWN]) + (", ..." if len(matches) > _SHOWN else "")
         raise InvalidInputError(
             f"{kind} id prefix {given!r} is ambiguous: it matches {shown}; give more characters",
-            field="run_id",
+            field=field,
         )
     return matches[0]
