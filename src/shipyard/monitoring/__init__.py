@@ -1,0 +1,1 @@
+"""Monitoring: profiles, drift, delayed-label performance, alerts and the retraining loop."""
