@@ -50,9 +50,11 @@ bench: $(STAMP)
 	bash benchmarks/setup_peers.sh
 	bash benchmarks/setup_prefect.sh
 	bash benchmarks/setup_serving_peers.sh
+	bash benchmarks/setup_feast.sh
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/flows.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/features.py
 
 clean:
 	rm -rf $(VENV) .shipyard .pytest_cache .mypy_cache .ruff_cache
