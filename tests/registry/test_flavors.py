@@ -210,7 +210,11 @@ def test_log_model_inside_a_run_uses_it(settings: Settings, churn: Data) -> None
     assert mv.run_id == run.id
     assert mv.artifact_path == "models/doubler"
     paths = {r.path for r in run.stores.runs.list_artifacts(run.id, "models/doubler")}
-    assert paths == {"models/doubler/manifest.json", "models/doubler/model.pkl"}
+    assert paths == {
+        "models/doubler/manifest.json",
+        "models/doubler/model.pkl",
+        "models/doubler/input_example.parquet",  # kept for later checks (ONNX conversion)
+    }
 
 
 def test_log_model_without_a_run_starts_and_ends_one(settings: Settings, stores: Any) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import InvalidInputError, ShipyardError
+from shipyard.registry._example import write_example
 from shipyard.registry._flavors import Flavor, choose_flavor, get_flavor
 from shipyard.registry._loaded import LoadedModel
 from shipyard.registry._package import load_raw, read_manifest, write_manifest
@@ -101,6 +102,7 @@ def log_model(
         with tempfile.TemporaryDirectory(prefix="shipyard-log-model-") as tmp:
             folder = Path(tmp)
             options = _save(chosen, model, folder)
+            write_example(folder, input_example)
             final_signature = given_signature or _infer(chosen, folder, options, input_example)
             manifest = write_manifest(
                 folder, name=name, flavor=chosen, options=options, signature=final_signature, run_id=run.id
