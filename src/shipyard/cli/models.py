@@ -99,3 +99,44 @@ def card_command(
         return
     output.write_text(card, encoding="utf-8")
     console.print(f"wrote the model card of {ref} to {output}")
+
+
+@app.command("convert")
+def convert_command(
+    ref: Annotated[str, typer.Argument(help="NAME/VERSION, NAME@ALIAS or NAME (latest)")],
+    to: Annotated[str, typer.Option("--to", help="target format (onnx)")] = "onnx",
+    tolerance: Annotated[
+        float, typer.Option(help="largest difference accepted: absolute up to 1, relative above")
+    ] = 1e-5,
+    example: Annotated[
+        Path | None, typer.Option(help="Parquet or CSV rows to check on, instead of the stored input example")
+    ] = None,
+) -> None:
+    """Convert a version to ONNX, check it matches on the input example, register it as NAME-onnx."""
+    from shipyard.errors import ModelFailedError
+    from shipyard.registry.convert import convert_model
+
+    rows = None if example is None else _read_rows(example)
+    try:
+        with console.status(f"converting {ref} to {to} and checking it on the input example"):
+            version = convert_model(ref, to=to, tolerance=tolerance, example=rows)
+    except ModelFailedError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    console.print(
+        f"registered {version.ref} (onnx, from {version.tags['source_model']}/{version.tags['source_version']}): "
+        f"largest difference {version.tags['max_difference']} within tolerance {version.tags['tolerance']}"
+    )
+
+
+def _read_rows(path: Path) -> object:
+    import pandas as pd
+
+    if not path.is_file():
+        raise InvalidInputError(f"--example {str(path)!r} is not a file", field="example")
+    try:
+        return pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    except Exception as exc:  # pyarrow and the CSV parser raise many kinds
+        raise InvalidInputError(
+            f"--example {str(path)!r} is not a readable Parquet or CSV file: {exc}", field="example"
+        ) from exc
