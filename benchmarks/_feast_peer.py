@@ -3,9 +3,10 @@
 One invocation does one job on the data folder features.py wrote and prints one JSON line:
 
 * ``historical``: ``get_historical_features(entity_df, features).to_arrow()`` with the file
-  (dask) or the DuckDB offline store; the answer goes to Parquet for features.py to check;
+  (dask) or the DuckDB offline store, ``repeat`` times; each answer goes to Parquet for
+  features.py to check;
 * ``serve``: ``materialize(start, end)`` into the SQLite online store, timed, with this
-  process's peak RSS (``ru_maxrss``); then ``get_online_features`` of the given entities,
+  process's peak RSS (``VmHWM``); then ``get_online_features`` of the given entities,
   ``calls`` times, the last answer to Parquet.
 
 A Feast repo is built in a temporary folder and applied through Feast's Python API
@@ -74,23 +75,31 @@ def build_store(data: Path, repo: Path, offline: str, ttl_days: int) -> Any:
 
 
 def peak_rss() -> int:
-    """This process's peak resident set size so far, in bytes (Linux reports KiB)."""
-    import resource
+    """This process's peak resident set size so far, in bytes: ``VmHWM``.
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    Not ``ru_maxrss``: Linux carries that across ``exec`` from the parent's, so a child would
+    report its parent's peak.
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line")
 
 
-def historical(store: Any, data: Path, out: Path) -> dict[str, Any]:
+def historical(store: Any, data: Path, out: Path, repeat: int) -> dict[str, Any]:
+    """Time ``repeat`` retrievals; answer ``i`` goes to ``out`` with suffix ``.i``."""
     import pandas as pd
     import pyarrow.parquet as pq
 
     entity = pd.read_parquet(data / "entity.parquet")
     refs = [f"activity:{f}" for f in FEATURES]
-    start = time.perf_counter()
-    table = store.get_historical_features(entity_df=entity, features=refs).to_arrow()
-    seconds = time.perf_counter() - start
-    pq.write_table(table, out)
-    return {"seconds": seconds, "rows": table.num_rows}
+    seconds = []
+    for i in range(repeat):
+        start = time.perf_counter()
+        table = store.get_historical_features(entity_df=entity, features=refs).to_arrow()
+        seconds.append(time.perf_counter() - start)
+        pq.write_table(table, f"{out}.{i}")
+    return {"seconds": seconds}
 
 
 def materialize(store: Any, start_us: int, end_us: int) -> dict[str, Any]:
@@ -133,10 +142,11 @@ def main() -> None:
     parser.add_argument("--end-us", type=int, default=0)
     parser.add_argument("--users", default="")
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     store = build_store(args.data, args.repo, args.offline, args.ttl_days)
     if args.job == "historical":
-        report = historical(store, args.data, args.out)
+        report = historical(store, args.data, args.out, args.repeat)
     else:
         report = materialize(store, args.start_us, args.end_us)
         users = [int(u) for u in args.users.split(",")]

@@ -1,8 +1,9 @@
 """Copying the latest value per entity from a view's source into the online store, in batches.
 
 DuckDB reduces the source to one row per entity (latest event time, then latest created
-time) inside the window and streams the answer as Arrow record batches; each batch is
-encoded and written in one online-store transaction, so memory stays bounded by a batch.
+time) inside the window, encodes each row's values as its JSON payload (vectorized, so no
+Python loop per value) and streams the answer as Arrow record batches in key order; each
+batch is written in one online-store transaction, so memory stays bounded by a batch.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from shipyard.features._arrow import encode_rows, entity_keys
+from shipyard.features._arrow import entity_keys
 from shipyard.features._offline import arrow_reader, column_name, latest_rows_sql, micros, source_columns
 from shipyard.features.models import FeatureView
 from shipyard.features.online import OnlineRow, OnlineStore
@@ -23,7 +24,7 @@ from shipyard.store.entities import Materialization
 if TYPE_CHECKING:
     import duckdb
 
-BATCH_ROWS = 10_000
+BATCH_ROWS = 50_000
 Progress = Callable[[str, int, int], None]
 
 
@@ -53,11 +54,9 @@ def materialize_view(
     done = 0
     if progress is not None:
         progress(view.name, done, rows)
-    reader = arrow_reader(con, "SELECT *, __ts AS __e, __created AS __c FROM __latest", BATCH_ROWS)
-    dtypes = [f.dtype for f in view.schema]
-    columns = [column_name(view.name, f) for f in view.features]
+    reader = arrow_reader(con, _payload_sql(view), BATCH_ROWS)
     for batch in reader:
-        _write_batch(online, view, batch, columns, dtypes)
+        _write_batch(online, view, batch)
         done += batch.num_rows
         if progress is not None:
             progress(view.name, done, rows)
@@ -68,12 +67,28 @@ def materialize_view(
     )
 
 
-def _write_batch(
-    online: OnlineStore, view: FeatureView, batch: pa.RecordBatch, columns: list[str], dtypes: list[str]
-) -> None:
+def _payload_sql(view: FeatureView) -> str:
+    """The rows to write: join keys, event and created time, the values as one JSON object.
+
+    The JSON is the one ``encode_rows`` writes for a push (timestamps as epoch µs; DuckDB
+    prints doubles in their shortest exact form), so a read decodes both alike. Rows come in
+    the order of their text keys: the online table's primary-key order, so SQLite appends.
+    """
+    dtypes = {f.name: f.dtype for f in view.schema}
+    members = []
+    for f in view.features:
+        column = ident(column_name(view.name, f))
+        members.append(f"{ident(f)} := {f'epoch_us({column})' if dtypes[f] == 'timestamp' else column}")
+    keys = ", ".join(f"CAST({ident(k)} AS VARCHAR)" for k in view.join_keys)
+    return (
+        f"SELECT {', '.join(ident(k) for k in view.join_keys)}, __ts AS __e, coalesce(__created, 0) AS __c, "
+        f"to_json(struct_pack({', '.join(members)})) AS __v FROM __latest ORDER BY {keys}"
+    )
+
+
+def _write_batch(online: OnlineStore, view: FeatureView, batch: pa.RecordBatch) -> None:
     keys = entity_keys(batch, view.join_keys)
-    renamed = pa.RecordBatch.from_arrays([batch.column(c) for c in columns], names=list(view.features))
-    payloads = encode_rows(renamed, view.features, dtypes)
     events = batch.column("__e").to_pylist()
-    created = [c or 0 for c in batch.column("__c").to_pylist()]
-    online.write(view.name, [OnlineRow(*row) for row in zip(keys, events, created, payloads, strict=True)])
+    created = batch.column("__c").to_pylist()
+    payloads = batch.column("__v").to_pylist()
+    online.write(view.name, list(map(OnlineRow, keys, events, created, payloads)))

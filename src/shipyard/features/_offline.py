@@ -94,13 +94,15 @@ def _typed_columns(view: FeatureView, features: Sequence[str], types: dict[str, 
 def latest_rows_sql(view: FeatureView, alias: str, features: Sequence[str], types: dict[str, str]) -> str:
     """The source's latest row per entity, typed: latest event time, then latest created time.
 
-    ``__ts`` and ``__created`` are epoch microseconds.
+    ``__ts`` and ``__created`` are epoch microseconds. One ``arg_max`` per entity over the
+    packed ``__ord`` key: a hash aggregate holds one row per entity, where ranking with a
+    window would sort every source row.
     """
     keys = ", ".join(ident(k) for k in view.join_keys)
+    columns = ", ".join(["__ts", "__created", *(ident(column_name(view.name, f)) for f in features)])
     return (
-        f"SELECT {', '.join(_typed_columns(view, features, types))} FROM {ident(alias)} "
-        f"WHERE {ident(view.timestamp_field)} IS NOT NULL "
-        f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY __ts DESC, __created DESC NULLS LAST) = 1"
+        f"SELECT {keys}, unnest(arg_max(struct_pack({columns}), __ord)) "
+        f"FROM ({asof_rows_sql(view, alias, features, types)}) GROUP BY {keys}"
     )
 
 
