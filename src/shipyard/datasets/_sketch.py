@@ -1,0 +1,72 @@
+"""A mergeable quantile sketch: Apache DataSketches' KLL, behind the few calls profiles need.
+
+KLL with ``k=200`` keeps about 5 KB per column whatever the row count, merges without
+loss of its guarantee, and answers ranks within ``RANK_ERROR`` (1.33 %, with 99 %
+confidence) of the exact normalized rank. Below about ``k`` values it holds every value
+and answers exactly.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import numpy as np
+from datasketches import kll_doubles_sketch
+
+K = 200
+RANK_ERROR: float = kll_doubles_sketch.get_normalized_rank_error(K, False)
+
+
+class QuantileSketch:
+    """A KLL sketch of float values: update with arrays, merge, ask ranks and quantiles.
+
+    Example:
+        >>> s = QuantileSketch()
+        >>> s.update(np.arange(100.0))
+        >>> s.n, s.quantiles([0.5])[0]
+        (100, 50.0)
+    """
+
+    __slots__ = ("_kll",)
+
+    def __init__(self, kll: kll_doubles_sketch | None = None) -> None:
+        self._kll = kll if kll is not None else kll_doubles_sketch(K)
+
+    @property
+    def n(self) -> int:
+        """How many values went in."""
+        return int(self._kll.n)
+
+    def update(self, values: np.ndarray) -> None:
+        """Add finite float64 values (the caller drops nulls and NaN)."""
+        if values.size:
+            self._kll.update(np.ascontiguousarray(values, dtype=np.float64))
+
+    def merged(self, other: QuantileSketch) -> QuantileSketch:
+        """A new sketch of both inputs; neither is changed."""
+        out = kll_doubles_sketch(K)
+        out.merge(self._kll)
+        out.merge(other._kll)
+        return QuantileSketch(out)
+
+    def cdf(self, points: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The share of values ``<= p`` for each increasing, unique ``p`` in ``points``."""
+        if self._kll.is_empty() or len(points) == 0:
+            return np.zeros(len(points))
+        return np.asarray(self._kll.get_cdf(list(map(float, points)), True)[:-1])
+
+    def quantiles(self, ranks: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The values at the normalized ``ranks`` (each in [0, 1])."""
+        if self._kll.is_empty():
+            return np.full(len(ranks), np.nan)
+        return np.asarray(self._kll.get_quantiles(list(map(float, ranks)), True))
+
+    def to_text(self) -> str:
+        """The sketch as base64 text, for JSON."""
+        return base64.b64encode(self._kll.serialize()).decode("ascii")
+
+    @classmethod
+    def from_text(cls, text: str) -> QuantileSketch:
+        """The sketch :meth:`to_text` wrote."""
+        return cls(kll_doubles_sketch.deserialize(base64.b64decode(text)))

@@ -1,0 +1,605 @@
+"""Profiles: compact, mergeable summaries of a table, computed in one pass over Arrow batches.
+
+Per numeric column: count, missing (null or NaN), min, max, mean, std, a KLL quantile sketch
+(ranks within ``RANK_ERROR``, see ``_sketch``) and a histogram on ``BINS`` equal-width bins
+between min and max, its counts read from the sketch. Per categorical column (strings,
+booleans, dictionaries, or any column named in ``categorical=``): the ``TOP_K`` most frequent
+values with their counts and the count of all other values. Up to ``EXACT_LIMIT`` values of
+a numeric column are also kept in memory (never serialized), so statistics on small data
+are exact. Profiles merge, so windows combine and data larger than memory streams through.
+
+Example:
+    >>> p = profile(df, prediction="score")  # doctest: +SKIP
+    >>> p.merge(profile(more_df)).columns["age"].quantile(0.5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from shipyard.datasets._sketch import RANK_ERROR, QuantileSketch
+from shipyard.errors import InvalidInputError
+
+__all__ = [
+    "BINS",
+    "EXACT_LIMIT",
+    "RANK_ERROR",
+    "TOP_K",
+    "CategoricalSummary",
+    "NumericSummary",
+    "Profile",
+    "iter_batches",
+    "profile",
+]
+
+BINS = 20
+TOP_K = 100
+EXACT_LIMIT = 10_000
+BATCH_ROWS = 65_536
+KIND = "shipyard.profile"
+FORMAT_VERSION = 1
+_TRACKED = 20 * TOP_K  # distinct values counted exactly while profiling, before the rarest fold into "other"
+DATA_KINDS = (
+    "a pandas or polars DataFrame, a pyarrow Table, RecordBatch, RecordBatchReader or Dataset, "
+    "a path to a Parquet/CSV file or folder, or an iterable of pyarrow RecordBatches"
+)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class NumericSummary:
+    """A numeric column: moments, extremes, a quantile sketch and a histogram."""
+
+    count: int
+    missing: int
+    min: float
+    max: float
+    mean: float
+    std: float
+    sketch: QuantileSketch = field(repr=False)
+    edges: tuple[float, ...] = ()
+    counts: tuple[float, ...] = ()
+    values: np.ndarray | None = field(default=None, repr=False)  # sorted, when count <= EXACT_LIMIT
+
+    kind = "numeric"
+
+    @property
+    def missing_rate(self) -> float:
+        """Missing values over all rows; 0 for an empty column."""
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    def cdf(self, points: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Share of values ``<= p`` for increasing ``points``: exact with ``values``, else from the sketch."""
+        if self.values is not None:
+            found: np.ndarray = np.searchsorted(self.values, np.asarray(points, dtype=float), side="right")
+            return found / max(self.count, 1)
+        return self.sketch.cdf(points)
+
+    def quantiles(self, ranks: Sequence[float] | np.ndarray) -> np.ndarray:
+        """The values at normalized ``ranks``: exact with ``values``, else from the sketch."""
+        if self.values is not None:
+            if not self.count:
+                return np.full(len(ranks), np.nan)
+            found: np.ndarray = np.quantile(self.values, np.asarray(ranks, dtype=float), method="inverted_cdf")
+            return found
+        return self.sketch.quantiles(ranks)
+
+    def merge(self, other: NumericSummary) -> NumericSummary:
+        """Both columns' values as one summary."""
+        count = self.count + other.count
+        if not count:
+            return replace(self, missing=self.missing + other.missing)
+        delta = other.mean - self.mean if self.count and other.count else 0.0
+        mean = (self.mean * self.count + other.mean * other.count) / count
+        m2 = _m2(self) + _m2(other) + delta * delta * self.count * other.count / count
+        values = None
+        if self.values is not None and other.values is not None and count <= EXACT_LIMIT:
+            values = np.sort(np.concatenate([self.values, other.values]))
+        return _finish_numeric(
+            count=count,
+            missing=self.missing + other.missing,
+            low=min(self.min, other.min) if self.count and other.count else (self.min if self.count else other.min),
+            high=max(self.max, other.max) if self.count and other.count else (self.max if self.count else other.max),
+            mean=mean,
+            m2=m2,
+            sketch=self.sketch.merged(other.sketch),
+            values=values,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (the sketch as base64, no raw values)."""
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "missing": self.missing,
+            "min": _num(self.min),
+            "max": _num(self.max),
+            "mean": _num(self.mean),
+            "std": _num(self.std),
+            "sketch": self.sketch.to_text(),
+            "edges": list(self.edges),
+            "counts": [round(c, 3) for c in self.counts],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NumericSummary:
+        """The summary :meth:`to_dict` wrote."""
+        return cls(
+            count=int(d["count"]),
+            missing=int(d["missing"]),
+            min=_float(d["min"]),
+            max=_float(d["max"]),
+            mean=_float(d["mean"]),
+            std=_float(d["std"]),
+            sketch=QuantileSketch.from_text(d["sketch"]),
+            edges=tuple(float(e) for e in d["edges"]),
+            counts=tuple(float(c) for c in d["counts"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CategoricalSummary:
+    """A categorical column: the most frequent values (as text) with counts, and the rest as ``other``."""
+
+    count: int
+    missing: int
+    frequencies: dict[str, int]
+    other: int = 0
+
+    kind = "categorical"
+
+    @property
+    def missing_rate(self) -> float:
+        """Missing values over all rows; 0 for an empty column."""
+        total = self.count + self.missing
+        return self.missing / total if total else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """True when every value seen is in ``frequencies`` (none folded into ``other``)."""
+        return self.other == 0
+
+    def merge(self, other: CategoricalSummary) -> CategoricalSummary:
+        """Both columns' values as one summary (the top ``TOP_K`` kept, the rest counted in ``other``)."""
+        counts = dict(self.frequencies)
+        for value, n in other.frequencies.items():
+            counts[value] = counts.get(value, 0) + n
+        top, folded = _top(counts, TOP_K)
+        return CategoricalSummary(
+            count=self.count + other.count,
+            missing=self.missing + other.missing,
+            frequencies=top,
+            other=self.other + other.other + folded,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        return {
+            "kind": self.kind,
+            "count": self.count,
+            "missing": self.missing,
+            "frequencies": self.frequencies,
+            "other": self.other,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CategoricalSummary:
+        """The summary :meth:`to_dict` wrote."""
+        freqs = {str(k): int(v) for k, v in d["frequencies"].items()}
+        return cls(count=int(d["count"]), missing=int(d["missing"]), frequencies=freqs, other=int(d["other"]))
+
+
+ColumnSummary = NumericSummary | CategoricalSummary
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Profile:
+    """Summaries of a table's columns (``columns``), its row count and which columns are predictions.
+
+    Example:
+        >>> whole = profile(first_half).merge(profile(second_half))  # doctest: +SKIP
+        >>> Profile.from_json(whole.to_json()).num_rows  # doctest: +SKIP
+    """
+
+    num_rows: int
+    columns: dict[str, ColumnSummary]
+    prediction: tuple[str, ...] = ()
+
+    @property
+    def categorical(self) -> list[str]:
+        """The names of the categorical columns."""
+        return [name for name, s in self.columns.items() if s.kind == "categorical"]
+
+    def merge(self, other: Profile) -> Profile:
+        """One profile of both tables' rows; a column only one side has keeps that side's summary.
+
+        Raises:
+            InvalidInputError: a column is numeric in one profile and categorical in the other.
+        """
+        if not isinstance(other, Profile):
+            raise InvalidInputError(f"can only merge a Profile, got {type(other).__name__}", field="other")
+        columns: dict[str, ColumnSummary] = {}
+        for name in [*self.columns, *(n for n in other.columns if n not in self.columns)]:
+            mine, theirs = self.columns.get(name), other.columns.get(name)
+            if mine is None or theirs is None:
+                columns[name] = _pad(mine or theirs, missing=other.num_rows if theirs is None else self.num_rows)
+            else:
+                columns[name] = _merge_summaries(name, mine, theirs)
+        prediction = tuple(dict.fromkeys([*self.prediction, *other.prediction]))
+        return Profile(self.num_rows + other.num_rows, columns, prediction)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-ready form: summaries, never rows."""
+        return {
+            "kind": KIND,
+            "format_version": FORMAT_VERSION,
+            "num_rows": self.num_rows,
+            "prediction": list(self.prediction),
+            "columns": {name: s.to_dict() for name, s in self.columns.items()},
+        }
+
+    def to_json(self) -> str:
+        """The profile as compact JSON text."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Profile:
+        """The profile :meth:`to_json` wrote.
+
+        Raises:
+            InvalidInputError: the text is not a shipyard profile.
+        """
+        try:
+            d = json.loads(text)
+            if not isinstance(d, dict) or d.get("kind") != KIND:
+                raise ValueError(f"its kind is {d.get('kind') if isinstance(d, dict) else None!r}, not {KIND!r}")
+            columns: dict[str, ColumnSummary] = {
+                name: NumericSummary.from_dict(c) if c["kind"] == "numeric" else CategoricalSummary.from_dict(c)
+                for name, c in d["columns"].items()
+            }
+            return cls(int(d["num_rows"]), columns, tuple(d.get("prediction", ())))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InvalidInputError(f"not a shipyard profile: {exc}", field="profile") from exc
+
+
+def profile(
+    data: object,
+    *,
+    columns: Sequence[str] | None = None,
+    categorical: Sequence[str] | None = None,
+    prediction: str | Sequence[str] | None = None,
+) -> Profile:
+    """Profile ``data`` in one pass over its Arrow batches.
+
+    Args:
+        data: a pandas or polars DataFrame, a pyarrow Table, RecordBatch, RecordBatchReader or
+            Dataset, a path to a Parquet/CSV file or folder, or an iterable of RecordBatches.
+        columns: the columns to profile; every numeric and categorical column when ``None``.
+        categorical: columns to summarize as categories even when they hold numbers.
+        prediction: the column or columns holding the model's predictions (profiled too).
+
+    Raises:
+        InvalidInputError: the data is of an unknown kind, or a named column is missing or of
+            a type that cannot be profiled.
+
+    Example:
+        >>> p = profile(pd.DataFrame({"x": [1.0, 2.0, None], "c": ["a", "b", "a"]}))  # doctest: +SKIP
+        >>> p.columns["x"].missing, p.columns["c"].frequencies  # doctest: +SKIP
+        (1, {'a': 2, 'b': 1})
+    """
+    predictions = _names(prediction, "prediction")
+    wanted = _names(columns, "columns")
+    if wanted is not None and predictions:
+        wanted = list(dict.fromkeys([*wanted, *predictions]))
+    as_category = set(_names(categorical, "categorical") or ())
+    schema, batches = iter_batches(data, wanted)
+    if schema is None:
+        return Profile(0, {}, tuple(predictions or ()))
+    kinds = _kinds(schema, wanted, as_category, predictions or [])
+    accumulators = {name: _NumericAcc() if kind == "numeric" else _CategoricalAcc() for name, kind in kinds.items()}
+    rows = 0
+    for batch in batches:
+        rows += batch.num_rows
+        for name, acc in accumulators.items():
+            acc.add(batch.column(batch.schema.get_field_index(name)), name)
+    summaries = {name: acc.finish() for name, acc in accumulators.items()}
+    return Profile(rows, summaries, tuple(predictions or ()))
+
+
+def iter_batches(
+    data: object, columns: Sequence[str] | None = None
+) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:
+    """The schema of ``data`` and an iterator over its record batches, read lazily where it can be.
+
+    The schema is ``None`` for an empty iterable of batches.
+
+    Raises:
+        InvalidInputError: ``data`` is not a kind of table this knows (see ``DATA_KINDS``).
+    """
+    if isinstance(data, str | os.PathLike):
+        return _path_batches(Path(data), columns)
+    table = _in_memory(data)
+    if table is not None:
+        if columns is not None:
+            _check_columns(table.schema, columns)
+            table = table.select(list(columns))
+        return table.schema, iter(table.to_batches(max_chunksize=BATCH_ROWS))
+    if isinstance(data, pa.RecordBatchReader):
+        return data.schema, _project(iter(data), columns, data.schema)
+    ds = sys.modules.get("pyarrow.dataset")
+    if ds is not None and isinstance(data, ds.Dataset):
+        if columns is not None:
+            _check_columns(data.schema, columns)
+        return data.schema, iter(data.to_batches(columns=list(columns) if columns is not None else None))
+    if isinstance(data, Iterable) and not isinstance(data, str | bytes | dict):
+        return _iterable_batches(iter(data), columns)
+    kind = f"{type(data).__module__}.{type(data).__qualname__}"
+    raise InvalidInputError(f"cannot profile data of type {kind}; expected {DATA_KINDS}", field="data")
+
+
+class _NumericAcc:
+    """One numeric column's running summary."""
+
+    def __init__(self) -> None:
+        self.count = self.missing = 0
+        self.low, self.high = math.inf, -math.inf
+        self.mean = self.m2 = 0.0
+        self.sketch = QuantileSketch()
+        self.kept: list[np.ndarray] | None = []
+
+    def add(self, column: pa.Array, name: str) -> None:
+        try:
+            numbers = column.cast(pa.float64()) if column.type != pa.float64() else column
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInputError(
+                f"column {name!r} holds {column.type}, not numbers as expected; name it in categorical=",
+                field=name,
+            ) from exc
+        values = numbers.to_numpy(zero_copy_only=False)
+        values = values[np.isfinite(values)]  # nulls arrive as NaN; NaN and infinities count as missing
+        self.missing += len(column) - values.size
+        if not values.size:
+            return
+        n = values.size
+        batch_mean = float(values.mean())
+        batch_m2 = float(((values - batch_mean) ** 2).sum())
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += batch_m2 + delta * delta * self.count * n / total
+        self.count = total
+        self.low = min(self.low, float(values.min()))
+        self.high = max(self.high, float(values.max()))
+        self.sketch.update(values)
+        if self.kept is not None:
+            self.kept.append(values)
+            if self.count > EXACT_LIMIT:
+                self.kept = None
+
+    def finish(self) -> NumericSummary:
+        values = np.sort(np.concatenate(self.kept)) if self.kept else (np.empty(0) if self.kept == [] else None)
+        return _finish_numeric(
+            count=self.count,
+            missing=self.missing,
+            low=self.low if self.count else math.nan,
+            high=self.high if self.count else math.nan,
+            mean=self.mean if self.count else math.nan,
+            m2=self.m2,
+            sketch=self.sketch,
+            values=values,
+        )
+
+
+class _CategoricalAcc:
+    """One categorical column's running value counts."""
+
+    def __init__(self) -> None:
+        self.count = self.missing = self.other = 0
+        self.counts: dict[str, int] = {}
+
+    def add(self, column: pa.Array, name: str) -> None:
+        self.missing += column.null_count
+        self.count += len(column) - column.null_count
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = column.cast(pa.large_string()) if not pa.types.is_boolean(column.type) else _bool_text(column)
+        counted = pc.value_counts(column.drop_null())
+        for value, n in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True):
+            self.counts[value] = self.counts.get(value, 0) + n
+        if len(self.counts) > _TRACKED:
+            self.counts, folded = _top(self.counts, _TRACKED // 2)
+            self.other += folded
+
+    def finish(self) -> CategoricalSummary:
+        top, folded = _top(self.counts, TOP_K)
+        return CategoricalSummary(self.count, self.missing, top, self.other + folded)
+
+
+def _finish_numeric(
+    *,
+    count: int,
+    missing: int,
+    low: float,
+    high: float,
+    mean: float,
+    m2: float,
+    sketch: QuantileSketch,
+    values: np.ndarray | None,
+) -> NumericSummary:
+    std = math.sqrt(m2 / (count - 1)) if count > 1 else (0.0 if count else math.nan)
+    edges: tuple[float, ...] = ()
+    counts: tuple[float, ...] = ()
+    if count:
+        grid = np.linspace(low, high, BINS + 1) if high > low else np.array([low, high])
+        inner = grid[1:-1]
+        cum = np.searchsorted(values, inner, side="right") if values is not None else sketch.cdf(inner) * count
+        cum = np.concatenate([[0.0], cum, [float(count)]])
+        edges, counts = tuple(float(e) for e in grid), tuple(float(c) for c in np.diff(cum))
+    return NumericSummary(count, missing, low, high, mean, std, sketch, edges, counts, values)
+
+
+def _merge_summaries(name: str, mine: ColumnSummary, theirs: ColumnSummary) -> ColumnSummary:
+    if isinstance(mine, NumericSummary) and isinstance(theirs, NumericSummary):
+        return mine.merge(theirs)
+    if isinstance(mine, CategoricalSummary) and isinstance(theirs, CategoricalSummary):
+        return mine.merge(theirs)
+    raise InvalidInputError(
+        f"column {name!r} is {mine.kind} in one profile and {theirs.kind} in the other; "
+        "profile both with the same categorical= columns",
+        field=name,
+    )
+
+
+def _m2(s: NumericSummary) -> float:
+    return s.std * s.std * (s.count - 1) if s.count > 1 else 0.0
+
+
+def _pad(summary: ColumnSummary | None, *, missing: int) -> ColumnSummary:
+    assert summary is not None
+    return replace(summary, missing=summary.missing + missing)
+
+
+def _top(counts: dict[str, int], k: int) -> tuple[dict[str, int], int]:
+    if len(counts) <= k:
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), 0
+    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ordered[:k]), sum(n for _, n in ordered[k:])
+
+
+def _bool_text(column: pa.Array) -> pa.Array:
+    return pc.if_else(column, pa.scalar("true", pa.large_string()), pa.scalar("false", pa.large_string()))
+
+
+def _kinds(
+    schema: pa.Schema, wanted: Sequence[str] | None, as_category: set[str], predictions: list[str]
+) -> dict[str, str]:
+    for name in [*as_category, *predictions]:
+        if schema.get_field_index(name) < 0:
+            raise InvalidInputError(
+                f"column {name!r} is not in the data; its columns are: {', '.join(schema.names)}", field=name
+            )
+    kinds = {}
+    for f in schema:
+        if wanted is not None and f.name not in wanted:
+            continue
+        kind = "categorical" if f.name in as_category else _kind(f.type)
+        if kind is None:
+            if wanted is not None:
+                raise InvalidInputError(
+                    f"column {f.name!r} holds {f.type}, which cannot be profiled; expected numbers, strings, "
+                    "booleans or categories",
+                    field=f.name,
+                )
+            continue
+        kinds[f.name] = kind
+    return kinds
+
+
+def _kind(t: pa.DataType) -> str | None:
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return "numeric"
+    if pa.types.is_dictionary(t) or pa.types.is_boolean(t) or pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "categorical"
+    return None
+
+
+def _names(value: str | Sequence[str] | None, field_name: str) -> list[str] | None:
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else list(value)
+    if not all(isinstance(n, str) for n in names):
+        raise InvalidInputError(
+            f"{field_name} must be a column name or a list of names, got {value!r}", field=field_name
+        )
+    return names
+
+
+def _check_columns(schema: pa.Schema, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if schema.get_field_index(c) < 0]
+    if missing:
+        raise InvalidInputError(
+            f"column {missing[0]!r} is not in the data; its columns are: {', '.join(schema.names)}", field=missing[0]
+        )
+
+
+def _in_memory(data: object) -> pa.Table | None:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(data, pd.DataFrame):
+        try:
+            return pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInputError(f"cannot read the DataFrame as Arrow: {exc}", field="data") from exc
+    pl = sys.modules.get("polars")
+    if pl is not None and isinstance(data, pl.DataFrame):
+        return data.to_arrow()
+    return None
+
+
+def _path_batches(path: Path, columns: Sequence[str] | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    import pyarrow.dataset as ds
+
+    if not path.exists():
+        raise InvalidInputError(f"data path {str(path)!r} does not exist", field="data")
+    fmt = "csv" if path.is_file() and path.suffix.lower() == ".csv" else "parquet"
+    try:
+        dataset = ds.dataset(str(path), format=fmt, partitioning="hive" if path.is_dir() else None)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInputError(f"cannot read {str(path)!r} as {fmt}: {exc}", field="data") from exc
+    if columns is not None:
+        _check_columns(dataset.schema, columns)
+    selected = list(columns) if columns is not None else None
+    return dataset.schema, iter(dataset.to_batches(columns=selected, batch_size=BATCH_ROWS))
+
+
+def _iterable_batches(
+    items: Iterator[Any], columns: Sequence[str] | None
+) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:
+    first = next(items, None)
+    if first is None:
+        return None, iter(())
+    if not isinstance(first, pa.RecordBatch):
+        raise InvalidInputError(
+            f"an iterable of data must yield pyarrow RecordBatches, got {type(first).__name__}", field="data"
+        )
+
+    def chained() -> Iterator[pa.RecordBatch]:
+        yield first
+        for item in items:
+            if not isinstance(item, pa.RecordBatch):
+                raise InvalidInputError(f"the data yielded a {type(item).__name__}, not a RecordBatch", field="data")
+            yield item
+
+    return first.schema, _project(chained(), columns, first.schema)
+
+
+def _project(
+    batches: Iterator[pa.RecordBatch], columns: Sequence[str] | None, schema: pa.Schema
+) -> Iterator[pa.RecordBatch]:
+    if columns is None:
+        return batches
+    _check_columns(schema, columns)
+    return (b.select(list(columns)) for b in batches)
+
+
+def _num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _float(x: Any) -> float:
+    return math.nan if x is None else float(x)
