@@ -38,6 +38,7 @@ EXPECTED = {
     "on_model",
     "on_alert",
     "resume",
+    "log_labels",
     "Client",
 }
 

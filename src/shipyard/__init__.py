@@ -50,6 +50,8 @@ _PUBLIC_API: dict[str, str] = {
     "on_model": "shipyard.flows",
     "on_alert": "shipyard.flows",
     "resume": "shipyard.flows",
+    # monitoring
+    "log_labels": "shipyard.monitoring.labels",
     # everything at once
     "Client": "shipyard.client",
 }
@@ -83,6 +85,7 @@ __all__ = [  # noqa: RUF022 - grouped as in _PUBLIC_API
     "on_model",
     "on_alert",
     "resume",
+    "log_labels",
     "Client",
 ]
 
@@ -91,6 +94,7 @@ if TYPE_CHECKING:
     from shipyard.client import Client
     from shipyard.datasets.api import load_dataset, log_dataset
     from shipyard.flows import Resources, Schedule, flow, on_alert, on_dataset, on_model, resume, task
+    from shipyard.monitoring.labels import log_labels
     from shipyard.registry.api import delete_alias, load_model, log_model, set_alias
     from shipyard.tracking.api import (
         active_run,
