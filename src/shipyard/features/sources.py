@@ -2,7 +2,8 @@
 
 Every source becomes a DuckDB view inside one connection, so the point-in-time join and
 materialization are one engine's plan whatever the data is stored in; files are scanned
-lazily (DuckDB streams Parquet), a SQL query is fetched in chunks as Arrow.
+lazily (DuckDB streams Parquet), a SQL query is fetched in chunks as Arrow and copied chunk
+by chunk into a DuckDB temp table (which spills to disk), never held whole in Python.
 
 Example:
     >>> src = FileSource("data/events.parquet", timestamp_field="ts")
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 _FORMATS = ("parquet", "csv")
 _FETCH_ROWS = 50_000
+_INTEGERS = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
 
 
 def quote(text: str) -> str:
@@ -170,9 +172,33 @@ class SqlSource(Source):
         object.__setattr__(self, "created_timestamp_field", created_timestamp_field)
 
     def register(self, con: duckdb.DuckDBPyConnection, alias: str) -> None:
-        con.register(alias, self._fetch())
+        """Copy the query's rows into a DuckDB temp table, one fetched chunk at a time.
 
-    def _fetch(self) -> pa.Table:
+        Python holds one chunk; DuckDB's buffer manager spills the table to its temp folder,
+        so a result larger than memory still loads. A column's type is widened when a later
+        chunk needs it (all nulls so far, or integers followed by fractions).
+        """
+        import duckdb
+
+        chunk_view = f"{alias}__chunk"
+        created = False
+        try:
+            for chunk in self.batches():
+                con.register(chunk_view, chunk)
+                if not created:
+                    con.execute(f"CREATE OR REPLACE TEMP TABLE {ident(alias)} AS SELECT * FROM {ident(chunk_view)}")
+                    created = True
+                else:
+                    _widen(con, alias, chunk_view)
+                    con.execute(f"INSERT INTO {ident(alias)} BY NAME SELECT * FROM {ident(chunk_view)}")
+                con.unregister(chunk_view)
+        except duckdb.Error as exc:
+            raise InvalidInputError(
+                f"SqlSource query returned rows DuckDB cannot hold in one column type: {exc}", field="query"
+            ) from exc
+
+    def batches(self) -> Iterator[pa.Table]:
+        """The query's rows as Arrow tables of at most ``_FETCH_ROWS`` rows (server-side cursor)."""
         import pyarrow as pa
         from sqlalchemy import create_engine, text
         from sqlalchemy.exc import SQLAlchemyError
@@ -186,25 +212,36 @@ class SqlSource(Source):
             else self.uri
         )
         engine = create_engine(url, poolclass=NullPool)
-        chunks: list[pa.Table] = []
+        empty = True
         try:
             with engine.connect() as conn:
                 result = conn.execution_options(stream_results=True, yield_per=_FETCH_ROWS).execute(text(self.query))
                 columns = list(result.keys())
-                for part in result.partitions():
-                    chunks.append(pa.table({c: [row[i] for row in part] for i, c in enumerate(columns)}))
+                for part in result.partitions(_FETCH_ROWS):
+                    empty = False
+                    yield pa.table({c: [row[i] for row in part] for i, c in enumerate(columns)})
         except SQLAlchemyError as exc:
             raise InvalidInputError(
                 f"SqlSource query on {redact_uri(self.uri)} failed: {getattr(exc, 'orig', exc)}", field="query"
             ) from exc
         finally:
             engine.dispose()
-        if not chunks:
-            return pa.table({c: pa.array([], pa.null()) for c in columns})
-        return pa.concat_tables(chunks, promote_options="permissive")
+        if empty:
+            yield pa.table({c: pa.array([], pa.null()) for c in columns})
 
     def spec(self) -> dict[str, Any]:
         return {"type": "sql", "query": self.query, "uri": self.uri, **self._times()}
+
+
+def _widen(con: duckdb.DuckDBPyConnection, table: str, chunk: str) -> None:
+    """Alter ``table``'s columns whose type cannot hold ``chunk``'s values: all-null ones, integers."""
+    have = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ident(table)})").fetchall())
+    for name, new in con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {ident(chunk)})").fetchall():
+        old = have.get(name)
+        if old is None or new == old or new == '"NULL"':
+            continue
+        if old == '"NULL"' or (old in _INTEGERS and new in ("DOUBLE", "FLOAT")):
+            con.execute(f"ALTER TABLE {ident(table)} ALTER COLUMN {ident(name)} TYPE {new}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
