@@ -35,8 +35,18 @@ def serve(
     log_sample_rate: Annotated[float, typer.Option(help="Share of predictions logged to the store, 0-1.")] = 1.0,
     body_limit: Annotated[int, typer.Option(help="Largest request body, in bytes.")] = 8 * 1024 * 1024,
     access_log: Annotated[bool, typer.Option(help="Write one JSON line per request to stderr.")] = True,
+    online_store: Annotated[
+        str | None,
+        typer.Option(
+            help="Online feature store (sqlite:///PATH or redis://HOST:PORT) feeding models logged with a "
+            "feature service; default: SHIPYARD_ONLINE_STORE, else the one beside the metadata store."
+        ),
+    ] = None,
 ) -> None:
     """Serve models with dynamic batching, hot swap on alias moves, canary and shadow arms, /metrics and /docs.
+
+    A model logged with a feature service is served by entity id: a request gives the ids
+    (e.g. {"records": [{"user_id": 42}]}) and the features are read from the online store.
 
     Example: shipyard serve churn@champion --canary churn@challenger=10 --workers 2
     """
@@ -69,7 +79,11 @@ def serve(
             f"--canary/--shadow name model(s) not served: {', '.join(leftover)}; serve them first", field="canary"
         )
     config = ServingConfig(
-        models=tuple(specs), body_limit=body_limit, poll_interval=poll_interval, log_sample_rate=log_sample_rate
+        models=tuple(specs),
+        body_limit=body_limit,
+        poll_interval=poll_interval,
+        log_sample_rate=log_sample_rate,
+        online_store=online_store,
     )
     run_server(config, host=host, port=port, workers=workers)
 

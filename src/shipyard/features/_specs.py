@@ -85,7 +85,9 @@ def to_spec(obj: Definition) -> dict[str, Any]:
             **_function_spec(obj.function),
             **_common(obj),
         }
-    return {"features": list(obj.refs), **_common(obj)}
+    # on_missing only when not the default: services applied before it existed keep their digest
+    policy = {} if obj.on_missing == "reject" else {"on_missing": obj.on_missing}
+    return {"features": list(obj.refs), **policy, **_common(obj)}
 
 
 def digest(spec: Mapping[str, Any]) -> str:
@@ -152,7 +154,7 @@ def from_spec(kind: str, name: str, spec: Mapping[str, Any], views: Mapping[str,
             function=_load_function(spec["function"], spec.get("file", ""), name),
             **common,
         )
-    return FeatureService(name, features=tuple(spec["features"]), **common)
+    return FeatureService(name, features=tuple(spec["features"]), on_missing=spec.get("on_missing", "reject"), **common)
 
 
 def breaking_changes(kind: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:

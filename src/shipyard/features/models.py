@@ -310,18 +310,33 @@ def on_demand(
     return wrap
 
 
+ON_MISSING = ("reject", "null")
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureService:
-    """The named set of features a model uses: whole views and ``"view:feature"`` refs."""
+    """The named set of features a model uses: whole views and ``"view:feature"`` refs.
+
+    ``on_missing`` is what serving by entity id does when an entity has no value in a view,
+    or only one older than the view's ttl: ``"reject"`` (the default) answers the request
+    422 naming the entity and the view; ``"null"`` hands the model nulls (NaN in float
+    columns) for a model that tolerates them. It is stored with the service's definition.
+    """
 
     name: str
     features: tuple[FeatureView | OnDemandFeatureView | str, ...]
     owner: str = ""
     description: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
+    on_missing: str = "reject"
 
     def __post_init__(self) -> None:
         check_name("feature service", self.name)
+        if self.on_missing not in ON_MISSING:
+            raise InvalidInputError(
+                f"feature service {self.name!r}: on_missing must be 'reject' or 'null', got {self.on_missing!r}",
+                field="on_missing",
+            )
         if isinstance(self.features, str) or not isinstance(self.features, Sequence) or not self.features:
             raise InvalidInputError(
                 f"feature service {self.name!r}: features must be a non-empty list of views or 'view:feature' refs",

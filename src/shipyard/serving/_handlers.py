@@ -25,6 +25,7 @@ from shipyard.errors import (
 )
 from shipyard.serving import protocol_v2 as v2
 from shipyard.serving._binary import HEADER, split_body, take_binary
+from shipyard.serving._features import MissingEntityError
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.models import ServingConfig
 from shipyard.serving.routing import Answer, Deployment
@@ -76,6 +77,8 @@ def error_response(exc: ShipyardError, *, v2_route: bool) -> Response:
     if isinstance(exc, SchemaMismatchError):
         body["problems"] = exc.problems
         status = 400 if v2_route else 422
+    elif isinstance(exc, MissingEntityError):
+        body["problems"] = exc.problems  # 422 on both routes: the request is well formed, its entity unknown
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, OverloadedError) else None
     return json_response(body, status, headers)
 
@@ -163,8 +166,9 @@ async def infer(state: ServingState, request: Request, name: str, version_text: 
         chunks = take_binary(inputs, tail) if isinstance(inputs, list) and tail else [None] * len(inputs or [])
         parameters = body.get("parameters") if isinstance(body, dict) else None
         binary_all = isinstance(parameters, dict) and bool(parameters.get("binary_data_output"))
-        raw_columns = v2.request_columns(body, chunks, arm.signature)
-        return body, check_columns(raw_columns, arm.signature, model=f"model {arm.ref}")
+        signature = arm.input_signature
+        raw_columns = v2.request_columns(body, chunks, signature)
+        return body, check_columns(raw_columns, signature, model=f"model {arm.ref}")
 
     try:
         answer, body = await _serve(state, request, name, _version(version_text), "v2", columns_of)
@@ -205,7 +209,7 @@ async def predict(state: ServingState, request: Request, name: str) -> Response:
         unknown = sorted(body.keys() - {"records", "columns", "data"})
         if unknown:
             raise InvalidInputError(f"unknown field(s) in the body: {', '.join(unknown)}", field=unknown[0])
-        signature = arm.signature
+        signature = arm.input_signature
         if "records" in body:
             fast = numeric_records(body["records"], signature)
             if fast is not None:
@@ -235,7 +239,15 @@ def metadata(state: ServingState, name: str, version_text: str | None) -> Respon
         version = _version(version_text)
         arm = deployment.choose(version) if version is not None else deployment.primary
         served = [a.version for a in (deployment.primary, deployment.canary) if a is not None and a.version]
-        body = v2.model_metadata(name, served if version is None else [version], arm.model.flavor, arm.signature)
+        features = arm.features
+        body = v2.model_metadata(
+            name,
+            served if version is None else [version],
+            arm.model.flavor,
+            arm.input_signature,
+            outputs=arm.signature,
+            feature_service=None if features is None else features.service.name,
+        )
     except ShipyardError as exc:
         return error_response(exc, v2_route=True)
     return json_response(body)

@@ -5,6 +5,8 @@ one assignment on the event loop. A request reads the current slot and enqueues 
 batcher in one synchronous step, so it lands either on the old slot, which finishes
 every request it queued before it stops, or on the new one: none is lost or refused.
 A load that fails leaves the old slot serving and keeps the reason in ``last_error``.
+A version logged with a feature service is bound to the online store when it is loaded
+(:mod:`._features`): its slot's batcher reads the features of each model call's entities.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +23,7 @@ import numpy as np
 
 from shipyard.registry import LoadedModel, get_model_version, load_model, parse_model_ref
 from shipyard.registry.models import Signature
+from shipyard.serving._features import FeatureBinding, bind_features
 from shipyard.serving.batcher import AnsweredBatch, Batcher, ModelFn
 from shipyard.serving.metrics import ArmObserver, ServerMetrics
 from shipyard.serving.models import BatchingConfig
@@ -42,11 +46,12 @@ class StoresClient:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Slot:
-    """One loaded version of an arm and the batcher in front of it."""
+    """One loaded version of an arm, the batcher in front of it, and its feature binding (if fed by entity id)."""
 
     model: LoadedModel
     batcher: Batcher
     observer: ArmObserver
+    features: FeatureBinding | None = None
 
     @property
     def version(self) -> int:
@@ -138,6 +143,7 @@ class Arm:
         stores: Stores,
         batching: BatchingConfig,
         method: str = "predict",
+        online_store: str | None = None,
     ) -> None:
         parsed = parse_model_ref(ref)
         self.ref = ref
@@ -147,6 +153,7 @@ class Arm:
         self.batching = batching
         self.method = method
         self.stores = stores
+        self.online_store = online_store
         self.last_error: str | None = None
         self.warning: str | None = None
         self.log: PredictionLog | None = None
@@ -154,6 +161,7 @@ class Arm:
         self.slot: Slot | None = None
         self._metrics: ServerMetrics | None = None
         self._loaded: LoadedModel | None = None
+        self._binding: FeatureBinding | None = None
         self._load_seconds = 0.0
         self._lock: asyncio.Lock | None = None
 
@@ -180,10 +188,22 @@ class Arm:
         """The signature of the version serving now."""
         return self.model.signature
 
+    @property
+    def input_signature(self) -> Signature | None:
+        """What a request carries: entity ids and request values when fed by entity id, else the signature."""
+        binding = self.slot.features if self.slot is not None else self._binding
+        return binding.request_signature if binding is not None else self.signature
+
+    @property
+    def features(self) -> FeatureBinding | None:
+        """The feature binding of the version serving now (``None``: not fed by entity id)."""
+        return self.slot.features if self.slot is not None else self._binding
+
     def preload(self) -> LoadedModel:
         """Load the version the reference points at, synchronously (before the app starts, before fork)."""
         started = time.perf_counter()
         loaded = load_model(self.ref, client=StoresClient(self.stores))
+        self._binding = bind_features(loaded, stores=self.stores, online_store=self.online_store)
         self.warning = warm(loaded, self.method)
         self._load_seconds = time.perf_counter() - started
         self._loaded = loaded
@@ -194,12 +214,12 @@ class Arm:
         self._metrics = metrics
         self._lock = asyncio.Lock()
         assert self._loaded is not None, "preload() first"
-        self.slot = self._slot(self._loaded, self._load_seconds)
-        self._loaded = None
+        self.slot = self._slot(self._loaded, self._load_seconds, self._binding)
+        self._loaded = self._binding = None
         if self.log is not None:
             self.log.start()
 
-    def _slot(self, model: LoadedModel, load_seconds: float) -> Slot:
+    def _slot(self, model: LoadedModel, load_seconds: float, binding: FeatureBinding | None) -> Slot:
         assert self._metrics is not None
         version = str(model.version.version)
         observer = ArmObserver(self._metrics, self.name, version, self.role)
@@ -217,11 +237,18 @@ class Arm:
             name=f"{model.version.ref}:{self.role}",
             observer=observer,
             on_batch=answered,
+            prepare=None if binding is None else binding.preparer(*self._read_observers()),
         )
         batcher.start()
         self._metrics.load_time.labels(self.name, version, self.role).observe(load_seconds)
         self._metrics.version.labels(self.name, self.role).set(model.version.version)
-        return Slot(model, batcher, observer)
+        return Slot(model, batcher, observer, binding)
+
+    def _read_observers(self) -> tuple[Callable[[float], None], Callable[[float], None]]:
+        assert self._metrics is not None
+        rows = self._metrics.feature_read_rows.labels(self.name, self.role)
+        seconds = self._metrics.feature_read_time.labels(self.name, self.role)
+        return rows.observe, seconds.observe
 
     async def refresh(self, *, force: bool = False) -> bool:
         """Load and swap in the version the alias points at now, if it moved; True when swapped.
@@ -249,19 +276,20 @@ class Arm:
             return False
         started = time.perf_counter()
         loaded = await asyncio.to_thread(load_model, target.ref, client=client)
+        binding = await asyncio.to_thread(bind_features, loaded, stores=self.stores, online_store=self.online_store)
         self.warning = await asyncio.to_thread(warm, loaded, self.method)
-        new = self._slot(loaded, time.perf_counter() - started)
+        new = self._slot(loaded, time.perf_counter() - started, binding)
         old, self.slot = self.slot, new
         self.last_error = None
         logger.info("%s now serves version %s (was %s)", self.ref, new.version, None if old is None else old.version)
         if old is not None:
-            await old.batcher.close()  # the requests it had queued finish on the old version
+            await _retire(old)  # the requests it had queued finish on the old version
         return True
 
     async def stop(self) -> None:
         """Finish queued requests, then write the prediction log's last partition."""
         if self.slot is not None:
-            await self.slot.batcher.close()
+            await _retire(self.slot)
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
 
@@ -275,3 +303,10 @@ class Arm:
             "warning": self.warning,
             "prediction_log_run": self.run_id,
         }
+
+
+async def _retire(slot: Slot) -> None:
+    """Finish the requests a slot queued, then close its online store."""
+    await slot.batcher.close()
+    if slot.features is not None:
+        await asyncio.to_thread(slot.features.close)

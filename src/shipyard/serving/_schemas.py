@@ -7,9 +7,12 @@ the same shapes for ``/docs``.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from shipyard.registry.models import Signature
 
 Datatype = Literal[
     "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"
@@ -116,3 +119,59 @@ class PredictResponse(BaseModel):
 
 
 REQUEST_BODIES: tuple[type[BaseModel], ...] = (InferenceRequest, PredictRequest)
+
+# a signature column's JSON schema and example value (a "key" is an entity id: integer or string)
+_JSON_TYPES: dict[str, dict[str, Any]] = {
+    "key": {"oneOf": [{"type": "integer"}, {"type": "string"}]},
+    "integer": {"type": "integer"},
+    "float": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "string": {"type": "string"},
+    "datetime": {"type": "string", "format": "date-time"},
+}
+_EXAMPLES: dict[str, tuple[str, Any]] = {
+    "key": ("INT64", 42),
+    "integer": ("INT64", 1),
+    "float": ("FP64", 1.5),
+    "boolean": ("BOOL", True),
+    "string": ("BYTES", "a"),
+    "datetime": ("BYTES", "2026-01-01T00:00:00"),
+}
+
+
+def entity_rows(model: str, signature: Signature, components: dict[str, Any]) -> str:
+    """Add the body of requests by entity id to ``model`` to ``components``; returns its name."""
+    name = "EntityRows_" + re.sub(r"[^A-Za-z0-9_.-]", "_", model)
+    row = {
+        "type": "object",
+        "properties": {c.name: _JSON_TYPES[c.type] for c in signature.inputs},
+        "required": [c.name for c in signature.inputs],
+        "additionalProperties": False,
+    }
+    components[name] = {
+        "title": name,
+        "description": (
+            f"Rows for model {model}, which reads its features from the feature store: each row gives "
+            "the entity ids (and request values); or the same as columns and data."
+        ),
+        "type": "object",
+        "properties": {"records": {"type": "array", "items": row, "minItems": 1}},
+        "required": ["records"],
+        "example": {"records": [example_row(signature)]},
+    }
+    return name
+
+
+def example_row(signature: Signature) -> dict[str, Any]:
+    """One example row of ``signature``'s inputs."""
+    return {c.name: _EXAMPLES[c.type][1] for c in signature.inputs}
+
+
+def example_tensors(signature: Signature) -> dict[str, Any]:
+    """An example v2 request with one row of ``signature``'s inputs."""
+    return {
+        "inputs": [
+            {"name": c.name, "shape": [1], "datatype": _EXAMPLES[c.type][0], "data": [_EXAMPLES[c.type][1]]}
+            for c in signature.inputs
+        ]
+    }

@@ -8,6 +8,8 @@ Routes:
     GET  /v2/models/{name}[/versions/{v}]/ready
     POST /v2/models/{name}[/versions/{v}]/infer   JSON or binary tensors (Triton's extension)
     POST /models/{name}/predict                {"records": [...]} or {"columns": [...], "data": [[...]]}
+                                               (a model fed by its feature service: entity ids, e.g.
+                                               {"records": [{"user_id": 42}]}; see _features.py)
     GET  /metrics                              Prometheus
     POST /admin/reload[?model=name]            check aliases now, swap what moved
     GET  /admin/models                         what each arm serves, its last load error
@@ -99,7 +101,7 @@ def create_app(
     _v2_routes(app, state)
     _other_routes(app, state)
     _docs(app)
-    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: _openapi(app, state)  # type: ignore[method-assign]
     return app
 
 
@@ -306,7 +308,7 @@ def _docs(app: FastAPI) -> None:
         )
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
+def _openapi(app: FastAPI, state: h.ServingState) -> dict[str, Any]:
     if app.openapi_schema is None:
         schema = get_openapi(title=app.title, version="2", description=app.description, routes=app.routes)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
@@ -314,5 +316,35 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
             components.update(body.pop("$defs", {}))
             components[model.__name__] = body
+        _entity_bodies(schema, state)
         app.openapi_schema = schema
     return app.openapi_schema
+
+
+def _entity_bodies(schema: dict[str, Any], state: h.ServingState) -> None:
+    """For each model fed by its feature service, the request body it takes: entity ids and request values."""
+    rows = {
+        name: deployment.primary.features.request_signature
+        for name, deployment in state.deployments.items()
+        if deployment.primary.features is not None
+    }
+    if not rows:
+        return
+    components = schema["components"]["schemas"]
+    paths = schema["paths"]
+    predict = paths["/models/{name}/predict"]["post"]["requestBody"]["content"]["application/json"]
+    alternatives = [predict["schema"]]
+    for name, signature in rows.items():
+        component = schemas.entity_rows(name, signature, components)
+        alternatives.append({"$ref": f"#/components/schemas/{component}"})
+        predict.setdefault("examples", {})[name] = {
+            "summary": f"model {name}, by entity id",
+            "value": {"records": [schemas.example_row(signature)]},
+        }
+        for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+            content = paths[path]["post"]["requestBody"]["content"]["application/json"]
+            content.setdefault("examples", {})[name] = {
+                "summary": f"model {name}, by entity id",
+                "value": schemas.example_tensors(signature),
+            }
+    predict["schema"] = {"oneOf": alternatives}

@@ -7,7 +7,10 @@ thread, so the event loop keeps accepting and answering requests while the model
 computes. A full queue refuses at once (:class:`OverloadedError`, answered 503 with
 ``Retry-After``) instead of growing: memory stays flat however hard clients push.
 What is recorded per request (queue-time metrics, the prediction log) is handed to an
-``on_batch`` hook once per model call, so the per-request path does none of it.
+``on_batch`` hook once per model call, so the per-request path does none of it. A
+``prepare`` hook, when set, turns a batch's requests into the model's input on the
+model's thread first (features read by entity id, once per model call), and may refuse
+some of them without failing the others.
 
 Example:
     >>> batcher = Batcher(model_fn, BatchingConfig(max_batch_size=32), name="churn/3")  # doctest: +SKIP
@@ -21,7 +24,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +36,7 @@ from shipyard.serving.models import BatchingConfig
 from shipyard.serving.validation import Array, Columns
 
 ModelFn = Callable[[Columns], Any]
+_NO_OUTPUTS: Array = np.empty(0)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -51,7 +55,8 @@ class AnsweredBatch:
 
     Per request, in batch order: its ``tags`` (request ids), ``counts`` (rows),
     ``queue_seconds`` and ``latency_seconds`` (arrival to answer). ``inputs`` and
-    ``outputs`` hold every row of the batch.
+    ``outputs`` hold every row of the batch; ``context``, when a ``prepare`` hook made the
+    inputs, what the requests sent (entity ids, request values), one value per row.
     """
 
     tags: list[str]
@@ -60,6 +65,24 @@ class AnsweredBatch:
     latency_seconds: list[float]
     inputs: Columns
     outputs: Array
+    context: Mapping[str, Array] | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Prepared:
+    """A batch's requests made into model input by a ``prepare`` hook.
+
+    ``inputs`` holds the rows of every request not in ``failed`` (request index in the
+    batch to the error it is answered with), in batch order; ``context`` the same rows of
+    what those requests sent.
+    """
+
+    inputs: Columns
+    failed: Mapping[int, Exception]
+    context: Mapping[str, Array]
+
+
+Prepare = Callable[[Sequence[Columns]], Prepared]
 
 
 class BatchObserver(Protocol):
@@ -105,10 +128,12 @@ class Batcher:
         name: str,
         observer: BatchObserver | None = None,
         on_batch: Callable[[AnsweredBatch], None] | None = None,
+        prepare: Prepare | None = None,
     ) -> None:
         self.name = name
         self.config = config
         self._model_fn = model_fn
+        self._prepare = prepare
         self._observer = observer
         self._on_batch = on_batch
         self._queue: collections.deque[_Pending] = collections.deque()
@@ -219,7 +244,9 @@ class Batcher:
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         try:
-            inputs, outputs = await loop.run_in_executor(self._executor, self._call, [p.columns for p in batch])
+            inputs, outputs, prepared = await loop.run_in_executor(
+                self._executor, self._call, [p.columns for p in batch]
+            )
         except Exception as exc:
             if len(batch) == 1:
                 _fail(batch[0], exc)
@@ -228,6 +255,12 @@ class Batcher:
             for pending in batch:
                 await self._compute([pending])
             return
+        if prepared is not None and prepared.failed:
+            for index, refused in prepared.failed.items():
+                _fail(batch[index], refused)
+            batch = [p for i, p in enumerate(batch) if i not in prepared.failed]
+            if not batch:
+                return
         finished = time.perf_counter()
         seconds = finished - started
         if self._observer is not None:
@@ -248,18 +281,26 @@ class Batcher:
                     latency_seconds=[finished - p.arrived for p in batch],
                     inputs=inputs,
                     outputs=outputs,
+                    context=None if prepared is None else prepared.context,
                 )
             )
 
-    def _call(self, parts: Sequence[Columns]) -> tuple[Columns, Array]:
-        inputs = parts[0] if len(parts) == 1 else _concatenate(parts)
+    def _call(self, parts: Sequence[Columns]) -> tuple[Columns, Array, Prepared | None]:
+        prepared = None
+        if self._prepare is None:
+            inputs = parts[0] if len(parts) == 1 else _concatenate(parts)
+        else:
+            prepared = self._prepare(parts)
+            inputs = prepared.inputs
+            if inputs.rows == 0:  # every request was refused
+                return inputs, _NO_OUTPUTS, prepared
         outputs = np.asarray(self._model_fn(inputs))
         if outputs.ndim == 0 or outputs.shape[0] != inputs.rows:
             raise ModelFailedError(
                 f"model {self.name} returned output of shape {list(outputs.shape)} for {inputs.rows} rows; "
                 "a model must return one prediction per row"
             )
-        return inputs, outputs
+        return inputs, outputs, prepared
 
 
 def _concatenate(parts: Sequence[Columns]) -> Columns:

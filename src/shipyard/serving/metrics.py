@@ -18,6 +18,8 @@ Names (every one labelled by ``model`` and ``arm``: ``primary``, ``canary`` or `
     shipyard_model_version{model,arm}            the version serving now
     shipyard_prediction_value{model,version,arm} the first numeric output
     shipyard_prediction_log_dropped_total{model,arm}
+    shipyard_feature_read_batch_size{model,arm}  entity rows per online feature read (one per model call)
+    shipyard_feature_read_seconds{model,arm}     one online feature read (models served by entity id)
 """
 
 from __future__ import annotations
@@ -80,6 +82,20 @@ class ServerMetrics:
         )
         self.log_dropped = Counter(
             "shipyard_prediction_log_dropped", "Predictions not logged: buffer full", ["model", "arm"], registry=r
+        )
+        self.feature_read_rows = Histogram(
+            "shipyard_feature_read_batch_size",
+            "Entity rows per online feature read",
+            ["model", "arm"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
+        self.feature_read_time = Histogram(
+            "shipyard_feature_read_seconds",
+            "Time of one online feature read",
+            ["model", "arm"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
 
     def render(self) -> tuple[bytes, str]:

@@ -96,6 +96,9 @@ class ServingConfig:
         log_flush_seconds: Longest a logged prediction waits before its partition is written.
         log_max_rows: Rows that trigger a write before ``log_flush_seconds``; also bounds
             the logger's buffer (what does not fit is dropped and counted, never waited on).
+        online_store: The online feature store that models logged with a feature service
+            are fed from (``sqlite:///...`` or ``redis://...``); ``None``: the settings'
+            (``SHIPYARD_ONLINE_STORE``), else the default beside the metadata store.
     """
 
     models: tuple[ModelSpec, ...]
@@ -104,6 +107,7 @@ class ServingConfig:
     log_sample_rate: float = 1.0
     log_flush_seconds: float = 10.0
     log_max_rows: int = 50_000
+    online_store: str | None = None
 
     def __post_init__(self) -> None:
         if not self.models:

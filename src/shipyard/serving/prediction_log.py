@@ -8,8 +8,10 @@ Where it lands (the store has no prediction table; monitoring lists these files)
   records it as an artifact of that run at
   ``predictions/date=YYYY-MM-DD/hour=HH/part-<ms>-<pid>-<n>.parquet`` (Hive-style, UTC);
 - a file's columns: ``_request_id``, ``_timestamp`` (UTC), ``_model``, ``_version``,
-  ``_arm``, ``_latency_ms``, then one column per model input (its own name), then the
-  outputs (the signature's output names, else ``prediction`` or ``prediction_0``, ...).
+  ``_arm``, ``_latency_ms``, then, for a model fed by entity id, what the request sent
+  (its entity ids, e.g. ``user_id``, and request values), then one column per model input
+  (its own name: the feature values used), then the outputs (the signature's output
+  names, else ``prediction`` or ``prediction_0``, ...).
 
 Requests are recorded once per model call, by the batcher's hook, not one by one: one
 deque append per batch on the event loop (no I/O, no lock held while writing), and a
@@ -130,6 +132,8 @@ class PredictionLog:
             return
         tags, counts, latencies = batch.tags, batch.counts, batch.latency_seconds
         data, outputs = batch.inputs.data, batch.outputs
+        if batch.context:
+            data = {**batch.context, **data}
         if self._sample_rate < 1:
             keep = [random.random() < self._sample_rate for _ in tags]
             if not any(keep):

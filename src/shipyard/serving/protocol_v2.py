@@ -26,7 +26,15 @@ from shipyard.serving._binary import NUMPY_TYPES, decode_tensor, encode_tensor, 
 from shipyard.serving.validation import Array, positional
 
 DATATYPES = (*NUMPY_TYPES, "BYTES")
-SIGNATURE_TYPES = {"float": "FP64", "integer": "INT64", "boolean": "BOOL", "string": "BYTES", "datetime": "BYTES"}
+# an entity id ("key") is listed as BYTES, which every id can be sent as; INT64 ids are accepted too
+SIGNATURE_TYPES = {
+    "float": "FP64",
+    "integer": "INT64",
+    "boolean": "BOOL",
+    "string": "BYTES",
+    "datetime": "BYTES",
+    "key": "BYTES",
+}
 _ACCEPTS = {"BOOL": "b", "BYTES": "UOS"}  # JSON data kinds each datatype accepts; numbers below
 
 
@@ -184,15 +192,34 @@ def json_values(array: Array) -> list[Any]:
     return list(flat.tolist())
 
 
-def model_metadata(name: str, versions: Sequence[int], flavor: str, signature: Signature | None) -> dict[str, Any]:
-    """The protocol's model metadata: name, versions, platform, input and output tensors."""
+def model_metadata(
+    name: str,
+    versions: Sequence[int],
+    flavor: str,
+    signature: Signature | None,
+    *,
+    outputs: Signature | None = None,
+    feature_service: str | None = None,
+) -> dict[str, Any]:
+    """The protocol's model metadata: name, versions, platform, input and output tensors.
+
+    ``signature`` gives the inputs a request carries and, unless ``outputs`` is given, the
+    outputs; a model fed by entity id takes its entity ids and request values (its
+    ``feature_service`` is named in the parameters) and returns its own outputs.
+    """
     inputs = [] if signature is None else signature.inputs
-    outputs = [] if signature is None else signature.outputs
+    returned = signature if outputs is None else outputs
+    parameters: dict[str, Any] = {"content_type": "pd"}
+    if feature_service is not None:
+        parameters["feature_service"] = feature_service
     return {
         "name": name,
         "versions": [str(v) for v in versions],
         "platform": f"shipyard-{flavor}",
         "inputs": [{"name": c.name, "datatype": SIGNATURE_TYPES[c.type], "shape": [-1]} for c in inputs],
-        "outputs": [{"name": c.name, "datatype": SIGNATURE_TYPES[c.type], "shape": [-1]} for c in outputs],
-        "parameters": {"content_type": "pd"},
+        "outputs": [
+            {"name": c.name, "datatype": SIGNATURE_TYPES[c.type], "shape": [-1]}
+            for c in ([] if returned is None else returned.outputs)
+        ],
+        "parameters": parameters,
     }

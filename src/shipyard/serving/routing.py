@@ -44,9 +44,10 @@ class Answer:
 class Deployment:
     """The arms serving one model name."""
 
-    def __init__(self, spec: ModelSpec, *, stores: Stores) -> None:
+    def __init__(self, spec: ModelSpec, *, stores: Stores, online_store: str | None = None) -> None:
         self.spec = spec
-        self.primary = Arm(spec.ref, role="primary", stores=stores, batching=spec.batching, method=spec.method)
+        self.online_store = online_store
+        self.primary = self._arm(spec.ref, "primary", stores)
         self.name = self.primary.name
         self.canary = self._other(spec.canary, "canary", stores)
         self.shadow = self._other(spec.shadow, "shadow", stores)
@@ -60,8 +61,13 @@ class Deployment:
                 f"the {role} {ref!r} must be another version of {self.name!r}, e.g. {self.name}@challenger",
                 field=role,
             )
+        return self._arm(ref, role, stores)
+
+    def _arm(self, ref: str, role: str, stores: Stores) -> Arm:
         spec = self.spec
-        return Arm(ref, role=role, stores=stores, batching=spec.batching, method=spec.method)
+        return Arm(
+            ref, role=role, stores=stores, batching=spec.batching, method=spec.method, online_store=self.online_store
+        )
 
     @property
     def arms(self) -> list[Arm]:
@@ -141,7 +147,7 @@ def load_deployments(
     """
     deployments: dict[str, Deployment] = {}
     for spec in config.models:
-        deployment = Deployment(spec, stores=stores)
+        deployment = Deployment(spec, stores=stores, online_store=config.online_store)
         if deployment.name in deployments:
             raise InvalidInputError(
                 f"model {deployment.name!r} is served twice; serve another version with --canary or --shadow",

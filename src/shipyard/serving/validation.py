@@ -15,7 +15,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,8 @@ _KIND_NAMES = {
     "M": "datetime",
 }
 _NUMBER = (int, float)
+KEY = "key"  # an entity id (a request to a model fed by its feature service): integers or strings
+_EXPECTED = {KEY: "an entity id (integers or strings)"}
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -71,7 +73,7 @@ def check_columns(raw: Mapping[str, Any], signature: Signature | None, *, model:
         expected = signature.input_names
         for spec in signature.inputs:
             if spec.name not in raw:
-                problems.append(f"missing column {spec.name!r} ({spec.type})")
+                problems.append(f"missing column {spec.name!r} ({_EXPECTED.get(spec.type, spec.type)})")
                 continue
             array = _as_array(spec.name, raw[spec.name], problems)
             if array is not None:
@@ -145,28 +147,47 @@ def _value_kind(value: object) -> str:
 
 
 def _convert(name: str, array: Array, expected: str, problems: list[str]) -> Array | None:
-    kind = array.dtype.kind
-    converted: Array | None = None
-    if expected == "float":
-        if kind in "fiu":
-            converted = array.astype(np.float64, copy=False)
-        elif kind == "O" and all(v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) for v in array):
-            converted = np.array([np.nan if v is None else v for v in array], dtype=np.float64)
-    elif expected == "integer":
-        if kind in "iu":
-            converted = array.astype(np.int64, copy=False)
-        elif kind == "f" and bool(np.isfinite(array).all() and (array == np.round(array)).all()):
-            converted = array.astype(np.int64)
-    elif expected == "boolean":
-        if kind == "b":
-            converted = array
-    elif expected == "string":
-        converted = _strings(array)
-    elif expected == "datetime":
-        converted = _datetimes(array)
+    convert = _CONVERTERS.get(expected)
+    converted = None if convert is None else convert(array)
     if converted is None:
-        problems.append(f"column {name!r} expected {expected}, got {_kind_name(array)}")
+        problems.append(f"column {name!r} expected {_EXPECTED.get(expected, expected)}, got {_kind_name(array)}")
     return converted
+
+
+def _floats(array: Array) -> Array | None:
+    kind = array.dtype.kind
+    if kind in "fiu":
+        return array.astype(np.float64, copy=False)
+    if kind == "O" and all(v is None or (isinstance(v, _NUMBER) and not isinstance(v, bool)) for v in array):
+        return np.array([np.nan if v is None else v for v in array], dtype=np.float64)
+    return None
+
+
+def _integers(array: Array) -> Array | None:
+    kind = array.dtype.kind
+    if kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if kind == "f" and bool(np.isfinite(array).all() and (array == np.round(array)).all()):
+        return array.astype(np.int64)
+    return None
+
+
+def _booleans(array: Array) -> Array | None:
+    return array if array.dtype.kind == "b" else None
+
+
+def _keys(array: Array) -> Array | None:
+    """Entity ids: integers stay integers, text stays text (online keys are their text, so 42 and "42" match)."""
+    kind = array.dtype.kind
+    if kind in "iu":
+        return array.astype(np.int64, copy=False)
+    if kind in "UO":
+        values = array.tolist()
+        if all(isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in values):
+            result = np.empty(len(values), dtype=object)
+            result[:] = values
+            return result
+    return None
 
 
 def _strings(array: Array) -> Array | None:
@@ -202,6 +223,16 @@ def _datetimes(array: Array) -> Array | None:
         return array.astype("datetime64[ns]")
     except ValueError:
         return None
+
+
+_CONVERTERS: dict[str, Callable[[Array], Array | None]] = {
+    "float": _floats,
+    "integer": _integers,
+    "boolean": _booleans,
+    "string": _strings,
+    "datetime": _datetimes,
+    KEY: _keys,
+}
 
 
 def numeric_rows(names: Any, rows: Any, signature: Signature | None) -> Columns | None:
