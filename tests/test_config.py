@@ -51,3 +51,39 @@ def test_malformed_config_is_named(tmp_path: Path, content: str, message: str) -
     (tmp_path / "shipyard.toml").write_text(content)
     with pytest.raises(ConfigError, match=message):
         resolve_settings(cwd=tmp_path, env={})
+
+
+def test_online_store_from_toml_and_env_reaches_the_feature_store(tmp_path: Path) -> None:
+    from shipyard.client import Client
+    from shipyard.features import FeatureStore
+
+    (tmp_path / "shipyard.toml").write_text('[shipyard]\nonline_store = "sqlite:///online/features.db"\n')
+    deep = tmp_path / "a"
+    deep.mkdir()
+    settings = resolve_settings(cwd=deep, env={})
+    assert settings.online_store == f"sqlite:///{tmp_path / 'online' / 'features.db'}"  # relative to the file
+    store = FeatureStore(client=Client(settings=settings))
+    assert store.online_uri == settings.online_store
+    store.close()
+
+    redis = resolve_settings(cwd=deep, env={"SHIPYARD_ONLINE_STORE": "redis://127.0.0.1:6379/0"})
+    assert redis.online_store == "redis://127.0.0.1:6379/0"  # the variable beats the file
+
+
+def test_online_store_default_is_beside_the_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from shipyard.client import Client
+    from shipyard.features import FeatureStore
+
+    monkeypatch.delenv("SHIPYARD_ONLINE_STORE", raising=False)
+
+    settings = resolve_settings(cwd=tmp_path, env={})
+    assert settings.online_store is None
+    store = FeatureStore(client=Client(settings=settings))
+    assert store.online_uri == f"sqlite:///{tmp_path / '.shipyard' / 'online_features.db'}"
+    store.close()
+
+
+def test_malformed_online_store_is_named(tmp_path: Path) -> None:
+    (tmp_path / "shipyard.toml").write_text('online_store = "features.db"\n')
+    with pytest.raises(ConfigError, match=r"online_store must be a URI such as sqlite:///online.db .*'features.db'"):
+        resolve_settings(cwd=tmp_path, env={})

@@ -22,7 +22,11 @@ DEFAULT_DIR = ".shipyard"
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Where shipyard keeps its metadata and artifacts, and how the tracking threads behave."""
+    """Where shipyard keeps its metadata and artifacts, and how the tracking threads behave.
+
+    ``online_store`` is the feature store's online store (``sqlite:///...`` or ``redis://...``);
+    ``None`` means a SQLite file beside the metadata.
+    """
 
     store_uri: str
     artifact_uri: str
@@ -31,6 +35,7 @@ class Settings:
     heartbeat_interval: float = 10.0
     heartbeat_timeout: float = 60.0
     s3_endpoint_url: str | None = None
+    online_store: str | None = None
     source: str = "defaults"
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -66,6 +71,15 @@ def _float(name: str, raw: object) -> float:
     if value <= 0:
         raise ConfigError(f"{name} must be positive, got {raw!r}")
     return value
+
+
+def _online_uri(raw: object, base: Path) -> str:
+    """The online store's URI; a relative SQLite path is relative to ``base``, as the store's is."""
+    if not isinstance(raw, str) or "://" not in raw:
+        raise ConfigError(f"online_store must be a URI such as sqlite:///online.db or redis://HOST:6379, got {raw!r}")
+    if raw.startswith("sqlite:///") and not raw.startswith("sqlite:////"):
+        return "sqlite:///" + str((base / raw.removeprefix("sqlite:///")).resolve())
+    return raw
 
 
 def resolve_settings(
@@ -108,6 +122,7 @@ def resolve_settings(
         artifacts = _absolute_file_uri(base / artifacts)
 
     token = pick("token", "SHIPYARD_TOKEN")
+    online = pick("online_store", "SHIPYARD_ONLINE_STORE")
     endpoint = pick("s3_endpoint_url", "SHIPYARD_S3_ENDPOINT_URL") or env.get("AWS_ENDPOINT_URL")
     return Settings(
         store_uri=store,
@@ -119,5 +134,6 @@ def resolve_settings(
         ),
         heartbeat_timeout=_float("heartbeat_timeout", pick("heartbeat_timeout", "SHIPYARD_HEARTBEAT_TIMEOUT") or 60.0),
         s3_endpoint_url=str(endpoint) if endpoint else None,
+        online_store=_online_uri(online, base) if online else None,
         source=str(config_path) if config_path else "defaults",
     )

@@ -1,7 +1,9 @@
 """The lineage graph: dataset versions → runs (with their code) → model versions, and back.
 
 It answers "which data and code made this model, who owns it, what did this dataset feed"
-from one query point. Later capabilities (flows, features, deployments) add node kinds.
+from one query point. Feature views → feature service → model versions come from the tags
+``log_model(..., features=...)`` records, so a feature view also knows which versions use it.
+Later capabilities (flows, deployments) add node kinds.
 """
 
 from __future__ import annotations
@@ -10,14 +12,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.errors import InvalidInputError, NotFoundError
+from shipyard.registry._loaded import feature_service_of
 from shipyard.registry._refs import resolve_version
 from shipyard.store import Stores
-from shipyard.store.entities import ModelVersion, Run
+from shipyard.store.entities import FeatureDefinition, ModelVersion, Run
+
+# The kinds the feature registry stores definitions under.
+VIEW, ON_DEMAND, SERVICE = "feature_view", "on_demand_feature_view", "feature_service"
 
 
 @dataclass(frozen=True, slots=True)
 class LineageNode:
-    """One object in the graph: ``kind`` is dataset, run, code or model_version."""
+    """One object in the graph: ``kind`` is dataset, run, code, model_version, feature_service or feature_view.
+
+    (``on_demand_feature_view`` too, for features computed from other views.)
+    """
 
     id: str
     kind: str
@@ -62,11 +71,94 @@ class LineageGraph:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class FeatureUse:
+    """A model version's feature service and the definitions it reads, each at the version in force.
+
+    ``views`` maps each feature view read (directly, or as the input of an on-demand view) to
+    its version when the model version was logged; ``on_demand`` maps each on-demand view to
+    its version and the views it reads.
+    """
+
+    model: str
+    version: int
+    service: str
+    service_version: int
+    features: tuple[str, ...]
+    views: dict[str, int]
+    on_demand: dict[str, tuple[int, tuple[str, ...]]]
+
+    @property
+    def ref(self) -> str:
+        """The model version as ``name/version``."""
+        return f"{self.model}/{self.version}"
+
+
+class _FeatureDefinitions:
+    """Definition versions read once per name, for finding the ones in force at a time."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self._versions: dict[tuple[str, str], list[FeatureDefinition]] = {}
+
+    def versions(self, kind: str, name: str) -> list[FeatureDefinition]:
+        key = (kind, name)
+        if key not in self._versions:
+            self._versions[key] = self.stores.features.list_feature_definition_versions(kind, name)
+        return self._versions[key]
+
+    def at(self, kind: str, name: str, when: float) -> FeatureDefinition | None:
+        """The version in force at ``when`` (the first one if all are later: clocks differ)."""
+        versions = self.versions(kind, name)
+        before = [d for d in versions if d.created_at <= when]
+        return before[-1] if before else (versions[0] if versions else None)
+
+    def use_of(self, version: ModelVersion) -> FeatureUse | None:
+        ref = feature_service_of(version)
+        if ref is None:
+            return None
+        service = next((d for d in self.versions(SERVICE, ref.name) if d.version == ref.version), None)
+        features = tuple(service.spec["features"]) if service is not None else ()
+        views: dict[str, int] = {}
+        on_demand: dict[str, tuple[int, tuple[str, ...]]] = {}
+        for name in dict.fromkeys(f.partition(":")[0] for f in features):
+            view = self.at(VIEW, name, version.created_at)
+            odfv = None if view is not None else self.at(ON_DEMAND, name, version.created_at)
+            if view is not None:
+                views[name] = view.version
+            elif odfv is not None:
+                sources = tuple(odfv.spec.get("sources", ()))
+                on_demand[name] = (odfv.version, sources)
+                for source in sources:
+                    found = self.at(VIEW, source, version.created_at)
+                    if found is not None:
+                        views.setdefault(source, found.version)
+        return FeatureUse(version.name, version.version, ref.name, ref.version, features, views, on_demand)
+
+
+def feature_uses(stores: Stores) -> list[FeatureUse]:
+    """Every model version logged with a feature service, with the feature views it reads.
+
+    The catalog's "used by" (``shipyard features list/show``) and a feature view's lineage
+    come from here.
+    """
+    definitions = _FeatureDefinitions(stores)
+    uses = []
+    for model in stores.models.list_registered_models():
+        for version in stores.models.list_model_versions(model.name):
+            use = definitions.use_of(version)
+            if use is not None:
+                uses.append(use)
+    return uses
+
+
 class _Builder:
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
         self.nodes: dict[str, LineageNode] = {}
         self.edges: set[LineageEdge] = set()
+        self.definitions = _FeatureDefinitions(stores)
+        self.root_view: str | None = None
 
     def add(self, node: LineageNode) -> str:
         self.nodes.setdefault(node.id, node)
@@ -143,16 +235,74 @@ class _Builder:
                 self.link(run_node, self.add_version(version), "produced")
         return run_node
 
+    def add_features(self, version_node: str, use: FeatureUse) -> None:
+        """The version's feature service and the views it reads, each at its version."""
+        service = self.add(
+            LineageNode(
+                f"feature_service:{use.service}@{use.service_version}",
+                "feature_service",
+                f"{use.service}@{use.service_version}",
+                {"features": list(use.features)},
+            )
+        )
+        self.link(service, version_node, "features_for")
+        for name in dict.fromkeys(f.partition(":")[0] for f in use.features):
+            if name in use.on_demand:
+                number, sources = use.on_demand[name]
+                odfv = self.add_definition(ON_DEMAND, name, number)
+                self.link(odfv, service, "part_of")
+                for source in sources:
+                    if source in use.views:
+                        self.link(self.add_definition(VIEW, source, use.views[source]), odfv, "input_to")
+            elif name in use.views:
+                self.link(self.add_definition(VIEW, name, use.views[name]), service, "part_of")
+
+    def add_definition(self, kind: str, name: str, number: int) -> str:
+        if kind == VIEW and self.root_view == f"{VIEW}:{name}":
+            return self.root_view  # the view asked about stands for all its versions
+        found = next((d for d in self.definitions.versions(kind, name) if d.version == number), None)
+        spec = found.spec if found is not None else {}
+        attrs = {"version": number, "owner": spec.get("owner"), "description": spec.get("description")}
+        return self.add(LineageNode(f"{kind}:{name}@{number}", kind, f"{name}@{number}", attrs))
+
+    def add_feature_view(self, name: str) -> str:
+        """A feature view as the root: the services and model versions that read any of its versions."""
+        versions = self.definitions.versions(VIEW, name)
+        if not versions:
+            known = ", ".join(d.name for d in self.stores.features.latest_feature_definitions(VIEW)) or "none"
+            raise NotFoundError(f"feature view {name!r} does not exist; known views: {known}", field="ref")
+        latest = versions[-1]
+        attrs = {
+            "version": latest.version,
+            "owner": latest.spec.get("owner"),
+            "description": latest.spec.get("description"),
+        }
+        self.root_view = self.add(
+            LineageNode(f"{VIEW}:{name}", VIEW, f"{name} (latest version {latest.version})", attrs)
+        )
+        for use in feature_uses(self.stores):
+            if name in use.views:
+                version = self.stores.models.get_model_version(use.model, use.version)
+                self.add_features(self.add_version(version), use)
+        return self.root_view
+
     def graph(self, root: str) -> LineageGraph:
         edges = tuple(sorted(self.edges, key=lambda e: (e.relation, e.source, e.target)))
         return LineageGraph(root, tuple(self.nodes.values()), edges)
 
 
 def build_lineage(stores: Stores, ref: str) -> LineageGraph:
-    """The graph around ``ref``: ``run:<id>``, ``dataset:<name>@<v>``, or a model ``name@alias``/``name/3``."""
+    """The graph around ``ref``: ``run:<id>``, ``dataset:<name>@<v>``, ``feature_view:<name>``, or a model.
+
+    A model is ``name@alias``/``name/3``; its graph includes the feature service it was
+    logged with and the views that service reads. A feature view's graph shows the services
+    and model versions that read it (any of its versions).
+    """
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidInputError(f"lineage reference must be a non-empty string, got {ref!r}", field="ref")
     builder = _Builder(stores)
+    if ref.startswith(f"{VIEW}:"):
+        return builder.graph(builder.add_feature_view(ref.removeprefix(f"{VIEW}:")))
     if ref.startswith("run:"):
         root = builder.add_run(stores.runs.get_run(ref.removeprefix("run:")))
         return builder.graph(root)
@@ -167,6 +317,9 @@ def build_lineage(stores: Stores, ref: str) -> LineageGraph:
         return builder.graph(root)
     version = resolve_version(stores, ref)
     root = builder.add_version(version)
+    use = builder.definitions.use_of(version)
+    if use is not None:
+        builder.add_features(root, use)
     if version.run_id:
         try:
             run = stores.runs.get_run(version.run_id)

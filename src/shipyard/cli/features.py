@@ -17,6 +17,7 @@ from shipyard.errors import InvalidInputError
 if TYPE_CHECKING:
     from shipyard.features import Change, FeatureStore, FeatureView
     from shipyard.features.models import Definition
+    from shipyard.lineage import FeatureUse
 
 app = typer.Typer(help="Feature store: definitions, catalog, materialization.", no_args_is_help=True)
 
@@ -77,11 +78,33 @@ def _ttl(view: FeatureView) -> str:
     return "-" if view.max_age is None else str(view.max_age)
 
 
+def _used_by(store: FeatureStore) -> dict[str, list[FeatureUse]]:
+    """The model versions reading each feature view (from the tags ``log_model(features=)`` sets)."""
+    from shipyard.lineage import feature_uses
+
+    out: dict[str, list[FeatureUse]] = {}
+    for use in feature_uses(store.stores):
+        for view in use.views:
+            out.setdefault(view, []).append(use)
+    return out
+
+
+def _use_json(use: FeatureUse, view: str) -> dict[str, object]:
+    return {
+        "model": use.model,
+        "version": use.version,
+        "feature_service": use.service,
+        "feature_service_version": use.service_version,
+        "view_version": use.views[view],
+    }
+
+
 @app.command("list")
 def list_command(as_json: JsonOption = False) -> None:
-    """List feature views: owner, entities, features, ttl, freshness (last materialized event time)."""
+    """List feature views: owner, entities, features, ttl, freshness, and the model versions using them."""
     store = _store()
     fresh = _freshness(store)
+    used = _used_by(store)
     if as_json:
         emit_json(
             {
@@ -92,11 +115,12 @@ def list_command(as_json: JsonOption = False) -> None:
                 "ttl": None if view.max_age is None else str(view.max_age),
                 "freshness": fresh.get(view.name),
                 "description": view.description,
+                "used_by": [_use_json(u, view.name) for u in used.get(view.name, [])],
             }
             for view in store.list_feature_views()
         )
         return
-    table = Table("view", "owner", "entities", "features", "ttl", "freshness", "description")
+    table = Table("view", "owner", "entities", "features", "ttl", "freshness", "used by", "description")
     for view in store.list_feature_views():
         entities = ", ".join(e.name for e in view.entities)
         table.add_row(
@@ -106,6 +130,7 @@ def list_command(as_json: JsonOption = False) -> None:
             str(len(view.schema)),
             _ttl(view),
             when(fresh.get(view.name)),
+            escape(", ".join(u.ref for u in used.get(view.name, [])) or "-"),
             escape(view.description or "-"),
         )
     _console().print(table)
@@ -113,7 +138,7 @@ def list_command(as_json: JsonOption = False) -> None:
 
 @app.command("show")
 def show_command(name: Annotated[str, typer.Argument(help="a feature view's name")]) -> None:
-    """Show one feature view: owner, description, source, schema and freshness."""
+    """Show one feature view: owner, description, source, schema, freshness and the model versions using it."""
     store = _store()
     view = store.get_feature_view(name)
     versions = store.stores.features.list_feature_definition_versions("feature_view", name)
@@ -129,6 +154,10 @@ def show_command(name: Annotated[str, typer.Argument(help="a feature view's name
     for f in view.schema:
         table.add_row(escape(f.name), f.dtype, escape(f.description or "-"))
     console.print(table)
+    used = Table("model version", "feature service", "view version", title=f"used by ({escape(view.name)})")
+    for use in _used_by(store).get(view.name, []):
+        used.add_row(escape(use.ref), escape(f"{use.service}@{use.service_version}"), str(use.views[view.name]))
+    console.print(used if used.row_count else "used by: no model version (log_model(..., features=SERVICE))")
 
 
 def _parse_time(value: str | None, option: str) -> dt.datetime | str | None:

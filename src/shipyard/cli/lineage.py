@@ -34,10 +34,20 @@ def render_lineage(graph: LineageGraph) -> Tree:
             grow(child, source, seen | {source})
 
     grow(tree, graph.root, {graph.root})
-    outgoing = [e for e in graph.edges if e.source == graph.root]
-    for edge in outgoing:
-        node = graph.node(edge.target)
-        tree.add(f"[dim]{edge.relation.replace('_', ' ')} →[/dim] [bold]{node.kind}[/bold] {node.label}")
+    outgoing: dict[str, list[tuple[str, str]]] = {}
+    for edge in graph.edges:
+        outgoing.setdefault(edge.source, []).append((edge.target, edge.relation))
+
+    def follow(branch: Tree, node_id: str, seen: set[str]) -> None:
+        # Downstream too: a feature view's services, then the model versions they feed.
+        for target, relation in sorted(outgoing.get(node_id, [])):
+            if target in seen:
+                continue
+            node = graph.node(target)
+            child = branch.add(f"[dim]{relation.replace('_', ' ')} →[/dim] [bold]{node.kind}[/bold] {node.label}")
+            follow(child, target, seen | {target})
+
+    follow(tree, graph.root, {graph.root})
     return tree
 
 
@@ -45,12 +55,12 @@ def lineage(
     ref: Annotated[
         str,
         typer.Argument(
-            help="a model (NAME@ALIAS, NAME/3, NAME), a dataset (NAME@3, NAME), a run id or prefix; "
-            "prefix with model:, dataset: or run: when a name is both"
+            help="a model (NAME@ALIAS, NAME/3, NAME), a dataset (NAME@3, NAME), a run id or prefix, "
+            "a feature view (NAME); prefix with model:, dataset:, run: or feature_view: when a name is both"
         ),
     ],
 ) -> None:
-    """Show where an object came from: datasets → run (code) → model version."""
+    """Show where an object came from (datasets, features → run (code) → model version) and what it feeds."""
     c = client()
     console.print(render_lineage(c.lineage(lineage_ref(c.stores, ref))))
 
@@ -60,10 +70,11 @@ def lineage_ref(stores: Stores, ref: str) -> str:
 
     Every form another command prints works here: ``models show``'s NAME/3 and NAME@ALIAS,
     ``datasets show``'s NAME@3, the run ids of ``runs list`` (or a prefix of 6+ characters),
-    and the explicit ``model:``, ``dataset:`` (NAME@3 or NAME/3) and ``run:`` forms.
+    and the explicit ``model:``, ``dataset:`` (NAME@3 or NAME/3), ``run:`` and ``feature_view:``
+    forms; a bare name no model or dataset has may be a feature view (``features list``).
     """
     kind, sep, rest = ref.partition(":")
-    if sep and kind in ("model", "dataset", "run"):
+    if sep and kind in ("model", "dataset", "run", "feature_view"):
         return rest if kind == "model" else f"dataset:{dataset_ref(rest)}" if kind == "dataset" else ref
     if _RUN_ID.match(ref) and _exists(lambda: stores.runs.get_run(ref)):
         return f"run:{ref}"
@@ -72,10 +83,13 @@ def lineage_ref(stores: Stores, ref: str) -> str:
         return ref
     if _exists(lambda: stores.datasets.get_dataset_version(name)):
         return f"dataset:{dataset_ref(ref)}"
+    if stores.features.list_feature_definition_versions("feature_view", ref):
+        return f"feature_view:{ref}"
     models = ", ".join(sorted(m.name for m in stores.models.list_registered_models())[:10]) or "none"
     datasets = ", ".join(sorted(d.name for d in stores.datasets.list_datasets())[:10]) or "none"
     raise NotFoundError(
-        f"no model, dataset or run is named {name!r}; models: {models}; datasets: {datasets}", field="ref"
+        f"no model, dataset or run is named {name!r}, nor a feature view; models: {models}; datasets: {datasets}",
+        field="ref",
     )
 
 

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
@@ -49,10 +49,15 @@ class Change:
 
 
 def default_online_uri(stores: Stores) -> str:
-    """``SHIPYARD_ONLINE_STORE``, else a SQLite file beside the metadata (or the artifacts)."""
-    if os.environ.get(ONLINE_ENV):
-        return os.environ[ONLINE_ENV]
+    """The settings' online store (``SHIPYARD_ONLINE_STORE`` or ``online_store`` in ``shipyard.toml``).
+
+    Else a SQLite file beside the metadata (or the artifacts).
+    """
     settings = stores.settings
+    if settings.online_store:
+        return settings.online_store
+    if os.environ.get(ONLINE_ENV):  # settings built by hand (not resolved) still honour the variable
+        return os.environ[ONLINE_ENV]
     if settings.store_uri.startswith("sqlite:///") and settings.store_uri != "sqlite:///:memory:":
         folder = Path(settings.store_uri.removeprefix("sqlite:///")).parent
     elif settings.artifact_uri.startswith("file://"):
@@ -224,12 +229,38 @@ class FeatureStore:
             raise NotFoundError(f"feature view {name!r} does not exist; known views: {known}", field="feature_view")
         return obj
 
-    def get_feature_service(self, name: str) -> FeatureService:
-        """The applied feature service ``name``."""
-        obj = self._definitions().get((_specs.SERVICE, name))
-        if not isinstance(obj, FeatureService):
-            raise NotFoundError(f"feature service {name!r} does not exist", field="feature_service")
-        return obj
+    def get_feature_service(self, name: str, *, version: int | None = None) -> FeatureService:
+        """The applied feature service ``name``: its latest definition, or the one of ``version``.
+
+        A model records the version of its service (``load_model(...).feature_service``), so
+        serving asks for the features the model was trained with even after the service changed.
+
+        Raises:
+            NotFoundError: no service of that name, or no such version; the message lists what exists.
+
+        Example:
+            >>> ref = load_model("churn@champion").feature_service  # doctest: +SKIP
+            >>> store.get_feature_service(ref.name, version=ref.version).refs  # doctest: +SKIP
+            ('activity:clicks_7d', 'activity:sessions_7d')
+        """
+        if version is None:
+            obj = self._definitions().get((_specs.SERVICE, name))
+            if isinstance(obj, FeatureService):
+                return obj
+        versions = self._stores.features.list_feature_definition_versions(_specs.SERVICE, name)
+        if not versions:
+            known = ", ".join(d.name for d in self._stores.features.latest_feature_definitions(_specs.SERVICE))
+            raise NotFoundError(
+                f"feature service {name!r} does not exist; known services: {known or 'none'}", field="feature_service"
+            )
+        chosen = versions[-1] if version is None else next((d for d in versions if d.version == version), None)
+        if chosen is None:
+            listed = ", ".join(str(d.version) for d in versions)
+            raise NotFoundError(
+                f"feature service {name!r} has no version {version!r}; its versions are: {listed}",
+                field="version",
+            )
+        return cast(FeatureService, _specs.from_spec(_specs.SERVICE, name, chosen.spec, {}))
 
     def resolve(self, features: Features) -> Resolved:
         """Resolve refs (or a service) to the views to read and the on-demand views to run."""

@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from shipyard.registry._flavors import Flavor, class_path
 from shipyard.registry.models import Signature
 from shipyard.registry.signature import check_input, to_frame
 from shipyard.store.entities import ModelVersion
+
+FEATURE_SERVICE_TAG = "shipyard.feature_service"
+FEATURE_SERVICE_VERSION_TAG = "shipyard.feature_service_version"
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureServiceRef:
+    """The feature service a model version was trained on: its name and applied definition version.
+
+    Serving reads the features with ``FeatureStore().get_feature_service(ref.name, version=ref.version)``.
+    """
+
+    name: str
+    version: int
+
+
+def feature_service_of(version: ModelVersion) -> FeatureServiceRef | None:
+    """The feature service recorded on a version by ``log_model(..., features=...)``, else ``None``."""
+    name = version.tags.get(FEATURE_SERVICE_TAG)
+    number = version.tags.get(FEATURE_SERVICE_VERSION_TAG, "")
+    if not name or not number.isdecimal():
+        return None
+    return FeatureServiceRef(name, int(number))
 
 
 class LoadedModel:
@@ -24,9 +48,10 @@ class LoadedModel:
         flavor: The flavor's name (``sklearn``, ``xgboost``, ``lightgbm``, ``onnx``, ``pyfunc``).
         raw: The underlying model object (an onnxruntime session for ONNX).
         manifest: The package's manifest: files, library versions, Python version.
+        feature_service: The feature service it was trained on (logged with ``features=``), else ``None``.
     """
 
-    __slots__ = ("_flavor", "flavor", "manifest", "raw", "signature", "version")
+    __slots__ = ("_flavor", "feature_service", "flavor", "manifest", "raw", "signature", "version")
 
     def __init__(self, version: ModelVersion, *, flavor: Flavor, raw: Any, manifest: Mapping[str, Any]) -> None:
         self.version = version
@@ -34,6 +59,7 @@ class LoadedModel:
         self.flavor = flavor.name
         self.raw = raw
         self.manifest = manifest
+        self.feature_service = feature_service_of(version)
         self._flavor = flavor
 
     def __repr__(self) -> str:

@@ -16,23 +16,22 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import InvalidInputError, NotFoundError, ShipyardError
+from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.registry._example import write_example
+from shipyard.registry._features import applied_service, record_service
 from shipyard.registry._flavors import Flavor, choose_flavor, get_flavor
 from shipyard.registry._loaded import LoadedModel
 from shipyard.registry._package import load_raw, read_manifest, write_manifest
-from shipyard.registry._profile import PROFILE_FILE, write_training_profile
 from shipyard.registry._refs import check_model_name, parse_model_ref, resolve_version
 from shipyard.registry.models import ModelRef, Signature
 from shipyard.registry.signature import check_input, infer_outputs, infer_signature
+from shipyard.store import Stores
 from shipyard.store.entities import ModelVersion, RegisteredModel, is_number
 from shipyard.tracking.api import ActiveRun, HasStores, active_run, resolve_stores, start_run
 
 __all__ = [
-    "PROFILE_FILE",
     "delete_alias",
     "get_model",
-    "get_model_file",
     "get_model_version",
     "list_model_versions",
     "list_models",
@@ -61,7 +60,7 @@ def log_model(
     owner: str | None = None,
     team: str | None = None,
     flavor: str | None = None,
-    training_data: Any = None,
+    features: Any = None,
     client: HasStores | None = None,
 ) -> ModelVersion:
     """Store a model under the active run and register it as the next version of ``name``.
@@ -85,16 +84,19 @@ def log_model(
         owner: Owner of the registered model (set when given).
         team: Team of the registered model (set when given).
         flavor: Force a flavor by name.
-        training_data: The data the model was trained on (any table ``shipyard.monitoring.profile``
-            reads): its profile, with the model's predictions on it, is stored in the package as
-            ``profile.json``, the reference ``shipyard.monitoring.training_profile`` returns.
+        features: The :class:`~shipyard.features.FeatureService` (or its name) the model was
+            trained on: recorded on the version as tags ``shipyard.feature_service`` and
+            ``shipyard.feature_service_version`` (its applied definition version), so
+            ``load_model(...).feature_service`` and serving find it; the run gets tag
+            ``shipyard.features`` unless ``get_historical_features`` set it.
         client: A ``Client``; the settings in force when ``None``.
 
     Returns:
         The new version, with ``version`` 1, 2, 3, ... per name.
 
     Raises:
-        InvalidInputError: the name, flavor, example, signature or metrics are invalid.
+        InvalidInputError: the name, flavor, example, signature or metrics are invalid, or
+            the feature service was never applied (nothing is written).
 
     Example:
         >>> mv = log_model(model, "churn", input_example=X[:5], owner="ana")  # doctest: +SKIP
@@ -105,14 +107,13 @@ def log_model(
     chosen = choose_flavor(model, flavor)
     given_signature = _signature_arg(signature)
     passport = None if metrics is None else _metrics_arg(metrics)
+    service = None if features is None else applied_service(_stores_for(client), features)
     with _run_for(name, client) as run:
         with tempfile.TemporaryDirectory(prefix="shipyard-log-model-") as tmp:
             folder = Path(tmp)
             options = _save(chosen, model, folder)
             write_example(folder, input_example)
             final_signature = given_signature or _infer(chosen, folder, options, input_example)
-            if training_data is not None:
-                write_training_profile(chosen, folder, options, final_signature, training_data)
             manifest = write_manifest(
                 folder, name=name, flavor=chosen, options=options, signature=final_signature, run_id=run.id
             )
@@ -123,7 +124,7 @@ def log_model(
             passport = dict(run.stores.runs.get_run(run.id).metrics)
         models = run.stores.models
         models.ensure_registered_model(name, description="", owner=owner, team=team)
-        return models.create_model_version(
+        version = models.create_model_version(
             name,
             run_id=run.id,
             flavor=chosen.name,
@@ -135,6 +136,15 @@ def log_model(
             intended_use=intended_use,
             limitations=limitations,
         )
+        return record_service(run, version, service)
+
+
+def _stores_for(client: HasStores | None) -> Stores:
+    """The stores ``_run_for`` will write to, known before any run is started."""
+    current = active_run()
+    if current is not None and (client is None or client.stores is current.stores):
+        return current.stores
+    return resolve_stores(client)
 
 
 @contextlib.contextmanager
@@ -232,28 +242,6 @@ def get_model_version(ref: str | ModelRef, *, client: HasStores | None = None) -
         3
     """
     return resolve_version(resolve_stores(client), ref)
-
-
-def get_model_file(ref: str | ModelRef, path: str, *, client: HasStores | None = None) -> bytes:
-    """The bytes of one file of a version's package (``"profile.json"``, ...), verified against the manifest.
-
-    Raises:
-        NotFoundError: no such model, version or alias, or the package has no file ``path``
-            (``field="path"``; the message lists its files).
-        IntegrityError: the stored file was corrupted or tampered with.
-
-    Example:
-        >>> get_model_file("churn@champion", PROFILE_FILE)[:1]  # doctest: +SKIP
-        b'{'
-    """
-    stores = resolve_stores(client)
-    version = resolve_version(stores, ref)
-    files = read_manifest(stores, version)["files"]
-    if path not in files:
-        raise NotFoundError(
-            f"model {version.ref} has no file {path!r}; its files are: {', '.join(sorted(files))}", field="path"
-        )
-    return stores.artifacts.get_bytes(str(files[path]["sha256"]))
 
 
 def get_model(name: str, *, client: HasStores | None = None) -> RegisteredModel:
