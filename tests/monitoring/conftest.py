@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import http.server
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import numpy as np
+import pandas as pd
+import pytest
 
 from shipyard.serving.batcher import AnsweredBatch
 from shipyard.serving.prediction_log import PredictionLog, open_deployment_run
@@ -47,3 +53,54 @@ def write_log(
     log.flush()
     log.close()
     return run_id, ids
+
+
+@pytest.fixture
+def hook() -> Iterator[Hook]:
+    """A real HTTP server on a loopback port that keeps every JSON body POSTed to it."""
+    received: list[dict[str, Any]] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Hook(f"http://127.0.0.1:{server.server_address[1]}/hook", received)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@dataclasses.dataclass
+class Hook:
+    url: str
+    received: list[dict[str, Any]]
+
+
+def train_churn(seed: int = 0, *, rows: int = 400, flip: float = 0.0) -> tuple[Any, pd.DataFrame, np.ndarray]:
+    """A logistic regression on (tenure, plan) and its training frame; ``flip`` mislabels a share of rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"tenure": rng.normal(24, 6, rows), "plan": rng.integers(0, 3, rows).astype(np.float64)})
+    y = ((frame["tenure"] < 24) ^ (rng.random(rows) < flip)).astype(int).to_numpy()
+    return LogisticRegression().fit(frame, y), frame, y
+
+
+def churn_traffic(seed: int, rows: int, *, shift: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Requests like the training data (tenure moved by ``shift``) and their true labels."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {"tenure": rng.normal(24 + shift, 6, rows), "plan": rng.integers(0, 3, rows).astype(np.float64)}
+    )
+    return frame, (frame["tenure"] < 24 + shift).astype(int).to_numpy()
