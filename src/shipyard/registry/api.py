@@ -16,12 +16,13 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import InvalidInputError, ShipyardError
+from shipyard.errors import InvalidInputError, NotFoundError, ShipyardError
 from shipyard.registry._example import write_example
 from shipyard.registry._features import applied_service, record_service
 from shipyard.registry._flavors import Flavor, choose_flavor, get_flavor
 from shipyard.registry._loaded import LoadedModel
 from shipyard.registry._package import load_raw, read_manifest, write_manifest
+from shipyard.registry._profile import PROFILE_FILE, write_training_profile
 from shipyard.registry._refs import check_model_name, parse_model_ref, resolve_version
 from shipyard.registry.models import ModelRef, Signature
 from shipyard.registry.signature import check_input, infer_outputs, infer_signature
@@ -30,8 +31,10 @@ from shipyard.store.entities import ModelVersion, RegisteredModel, is_number
 from shipyard.tracking.api import ActiveRun, HasStores, active_run, resolve_stores, start_run
 
 __all__ = [
+    "PROFILE_FILE",
     "delete_alias",
     "get_model",
+    "get_model_file",
     "get_model_version",
     "list_model_versions",
     "list_models",
@@ -60,6 +63,7 @@ def log_model(
     owner: str | None = None,
     team: str | None = None,
     flavor: str | None = None,
+    training_data: Any = None,
     features: Any = None,
     client: HasStores | None = None,
 ) -> ModelVersion:
@@ -84,6 +88,9 @@ def log_model(
         owner: Owner of the registered model (set when given).
         team: Team of the registered model (set when given).
         flavor: Force a flavor by name.
+        training_data: The data the model was trained on (any table ``shipyard.monitoring.profile``
+            reads): its profile, with the model's predictions on it, is stored in the package as
+            ``profile.json``, the reference ``shipyard.monitoring.training_profile`` returns.
         features: The :class:`~shipyard.features.FeatureService` (or its name) the model was
             trained on: recorded on the version as tags ``shipyard.feature_service`` and
             ``shipyard.feature_service_version`` (its applied definition version), so
@@ -114,6 +121,8 @@ def log_model(
             options = _save(chosen, model, folder)
             write_example(folder, input_example)
             final_signature = given_signature or _infer(chosen, folder, options, input_example)
+            if training_data is not None:
+                write_training_profile(chosen, folder, options, final_signature, training_data)
             manifest = write_manifest(
                 folder, name=name, flavor=chosen, options=options, signature=final_signature, run_id=run.id
             )
@@ -242,6 +251,28 @@ def get_model_version(ref: str | ModelRef, *, client: HasStores | None = None) -
         3
     """
     return resolve_version(resolve_stores(client), ref)
+
+
+def get_model_file(ref: str | ModelRef, path: str, *, client: HasStores | None = None) -> bytes:
+    """The bytes of one file of a version's package (``"profile.json"``, ...), verified against the manifest.
+
+    Raises:
+        NotFoundError: no such model, version or alias, or the package has no file ``path``
+            (``field="path"``; the message lists its files).
+        IntegrityError: the stored file was corrupted or tampered with.
+
+    Example:
+        >>> get_model_file("churn@champion", PROFILE_FILE)[:1]  # doctest: +SKIP
+        b'{'
+    """
+    stores = resolve_stores(client)
+    version = resolve_version(stores, ref)
+    files = read_manifest(stores, version)["files"]
+    if path not in files:
+        raise NotFoundError(
+            f"model {version.ref} has no file {path!r}; its files are: {', '.join(sorted(files))}", field="path"
+        )
+    return stores.artifacts.get_bytes(str(files[path]["sha256"]))
 
 
 def get_model(name: str, *, client: HasStores | None = None) -> RegisteredModel:
