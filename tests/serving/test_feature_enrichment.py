@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import io
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,7 +28,7 @@ from shipyard.errors import InvalidInputError
 from shipyard.features import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource, on_demand
 from shipyard.serving import BatchingConfig, ModelSpec, ServingConfig, create_app
 from shipyard.store import open_stores
-from shipyard.testing import port_open
+from shipyard.testing import free_port, port_open
 from tests.conftest import _missing
 from tests.serving.conftest import _store_in, log_constant_model, metric_samples, running
 
@@ -337,3 +341,34 @@ def test_on_missing_is_stored_with_the_service(served: Served) -> None:
     assert fresh.get_feature_service("churn_features").on_missing == "reject"
     with pytest.raises(InvalidInputError, match="on_missing must be 'reject' or 'null', got 'drop'"):
         FeatureService("bad", ["activity:clicks"], on_missing="drop")
+
+
+@pytest.mark.parametrize("online_uri", ["sqlite"], indirect=True)  # the flag, not the backend: one server
+def test_shipyard_serve_takes_the_online_store(served: Served, tmp_path: Path) -> None:
+    from shipyard.cli.serve import serve
+    from shipyard.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="online store URI 'nosuch://x' has scheme 'nosuch'; known schemes"):
+        serve(["churn/1"], online_store="nosuch://x", access_log=False, port=free_port())
+    script = Path(sys.executable).parent / "shipyard"  # the installed console script, as a user runs it
+    port = free_port()
+    log = tmp_path / "server.log"
+    args = ["serve", "churn/1", "--poll-interval", "0", "--online-store", served.features.online_uri]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(script), *args, "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy()
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start:\n{log.read_text()}")
+            time.sleep(0.1)
+        answer = httpx.post(f"http://127.0.0.1:{port}/models/churn/predict", json={"records": [{"user_id": 12}]})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    assert code == 0, log.read_text()
+    assert answer.json()["predictions"] == pytest.approx(
+        served.expected("churn", "churn_features", {"user_id": [12]}), rel=1e-12
+    )
