@@ -15,6 +15,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from shipyard.cli import build as build_command
 from shipyard.cli import datasets, db, experiments, features, flows, lineage, models, run, runs
 from shipyard.cli import serve as serve_command
 from shipyard.errors import ShipyardError
@@ -38,6 +39,7 @@ app.command("run")(run.run)
 app.command("scheduler")(run.scheduler)
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve_command.serve)
+app.command("build")(build_command.build)
 app.command("gc")(db.gc)
 
 
