@@ -33,6 +33,12 @@ def test_churn_demo_runs_the_whole_lifecycle(tmp_path: Path) -> None:
     assert predicted is not None, out[:3000]
     assert "Intended use" in out  # the model card
     assert "dataset churn-train@1 (input to)" in out  # the lineage tree
+    # The training frame came from the feature store, and the model knows its features.
+    assert "dataset churn-features@1 (input to)" in out
+    assert "churn@champion was trained on feature service churn_features@1" in out
+    assert "feature_service churn_features@1 (features for)" in out
+    assert "features for → model_version churn/2" in out  # a feature view's lineage: who uses it
     assert "200/200 requests OK" in out  # served, under concurrent traffic
+    assert "200/200 answers equal in-process predict on the online features" in out  # by user id alone
     assert "shipyard_batch_rows_count" in out
     assert (tmp_path / ".shipyard" / "shipyard.db").exists()  # the embedded default, nothing else
