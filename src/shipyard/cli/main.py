@@ -17,6 +17,7 @@ import typer
 
 from shipyard.cli import build as build_command
 from shipyard.cli import datasets, db, experiments, features, flows, lineage, models, run, runs
+from shipyard.cli import predict as predict_command
 from shipyard.cli import serve as serve_command
 from shipyard.errors import ShipyardError
 
@@ -39,6 +40,7 @@ app.command("run")(run.run)
 app.command("scheduler")(run.scheduler)
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve_command.serve)
+app.command("predict")(predict_command.predict)
 app.command("build")(build_command.build)
 app.command("gc")(db.gc)
 
