@@ -88,13 +88,18 @@ class Hook:
 
 
 def train_churn(seed: int = 0, *, rows: int = 400, flip: float = 0.0) -> tuple[Any, pd.DataFrame, np.ndarray]:
-    """A logistic regression on (tenure, plan) and its training frame; ``flip`` mislabels a share of rows."""
+    """A logistic regression on (tenure, plan) (missing values imputed) and its training frame.
+
+    ``flip`` mislabels that share of the rows.
+    """
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
 
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({"tenure": rng.normal(24, 6, rows), "plan": rng.integers(0, 3, rows).astype(np.float64)})
     y = ((frame["tenure"] < 24) ^ (rng.random(rows) < flip)).astype(int).to_numpy()
-    return LogisticRegression().fit(frame, y), frame, y
+    return make_pipeline(SimpleImputer(), LogisticRegression()).fit(frame, y), frame, y
 
 
 def churn_traffic(seed: int, rows: int, *, shift: float = 0.0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -22,13 +22,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidInputError
-from shipyard.monitoring._logs import LABELS, arm_runs, read_predictions
+from shipyard.monitoring._logs import LABELS, arm_runs, labelled_predictions, parse_window, read_predictions
 from shipyard.store import Stores
 from shipyard.store.entities import ArtifactRef
 from shipyard.tracking.api import HasStores, resolve_stores
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _SHOWN = 5
 
@@ -146,3 +149,26 @@ def _write(stores: Stores, run_id: str, rows: Any, at: float) -> None:
     name = f"part-{int(at * 1000)}-{os.getpid()}-{uuid.uuid4().hex[:12]}.parquet"
     path = f"{LABELS}/date={stamp:%Y-%m-%d}/hour={stamp:%H}/{name}"
     stores.runs.record_artifacts(run_id, [ArtifactRef(path, digest, size)])
+
+
+def read_labelled(
+    model: str,
+    *,
+    window: str | float = "1d",
+    end: float | None = None,
+    arm: str | None = None,
+    client: HasStores | None = None,
+) -> pd.DataFrame:
+    """The labelled predictions of ``model`` in the last ``window`` before ``end`` (now): inputs, outputs, ``label``.
+
+    Retraining on what the model saw in production starts here. Shadow rows are left
+    out unless ``arm="shadow"`` asks for them (they repeat other arms' requests).
+
+    Example:
+        >>> recent = read_labelled("churn", window="7d")  # doctest: +SKIP
+        >>> model.fit(recent[["tenure", "plan"]], recent["label"])  # doctest: +SKIP
+    """
+    stores = resolve_stores(client)
+    stop = time.time() if end is None else float(end)
+    runs = [r for r in arm_runs(stores, model, arm=arm) if arm is not None or r.arm != "shadow"]
+    return labelled_predictions(stores, runs, start=stop - parse_window(window), end=stop)
