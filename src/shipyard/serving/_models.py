@@ -52,6 +52,7 @@ class Slot:
     batcher: Batcher
     observer: ArmObserver
     features: FeatureBinding | None = None
+    input_signature: Signature | None = None  # what a request carries (computed once, read per request)
 
     @property
     def version(self) -> int:
@@ -191,7 +192,9 @@ class Arm:
     @property
     def input_signature(self) -> Signature | None:
         """What a request carries: entity ids and request values when fed by entity id, else the signature."""
-        binding = self.slot.features if self.slot is not None else self._binding
+        if self.slot is not None:
+            return self.slot.input_signature
+        binding = self._binding
         return binding.request_signature if binding is not None else self.signature
 
     @property
@@ -242,7 +245,8 @@ class Arm:
         batcher.start()
         self._metrics.load_time.labels(self.name, version, self.role).observe(load_seconds)
         self._metrics.version.labels(self.name, self.role).set(model.version.version)
-        return Slot(model, batcher, observer, binding)
+        signature = model.signature if binding is None else binding.request_signature
+        return Slot(model, batcher, observer, binding, signature)
 
     def _read_observers(self) -> tuple[Callable[[float], None], Callable[[float], None]]:
         assert self._metrics is not None
