@@ -19,6 +19,7 @@ from shipyard.cli import build as build_command
 from shipyard.cli import datasets, db, experiments, features, flows, lineage, models, run, runs
 from shipyard.cli import predict as predict_command
 from shipyard.cli import serve as serve_command
+from shipyard.cli import stream as stream_command
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ app.command("run")(run.run)
 app.command("scheduler")(run.scheduler)
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve_command.serve)
+app.command("stream")(stream_command.stream)
 app.command("predict")(predict_command.predict)
 app.command("build")(build_command.build)
 app.command("gc")(db.gc)

@@ -14,13 +14,12 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
-from shipyard.errors import ConfigError, InvalidInputError, StoreUnavailableError
+from shipyard._redis_streams import DeadLetter, Entry, StreamConsumer, consume, parse_stream_uri
+from shipyard.errors import InvalidInputError
 from shipyard.features.models import FeatureView
 
 if TYPE_CHECKING:
@@ -30,6 +29,8 @@ DEFAULT_GROUP = "shipyard-features"
 _TRUE = {"1", "true", "t", "yes"}
 _FALSE = {"0", "false", "f", "no"}
 
+__all__ = ["DEFAULT_GROUP", "IngestStats", "ingest_stream", "parse_entry", "parse_stream_uri"]
+
 
 @dataclass(frozen=True, slots=True)
 class IngestStats:
@@ -37,16 +38,6 @@ class IngestStats:
 
     pushed: int
     dead: int
-
-
-def parse_stream_uri(uri: str) -> tuple[str, str]:
-    """``redis://host:port/STREAM`` (or ``.../DB/STREAM``) as a Redis URL and a stream name."""
-    parts = urlsplit(uri)
-    segments = [s for s in parts.path.split("/") if s]
-    if parts.scheme not in ("redis", "rediss") or not segments or len(segments) > 2:
-        raise InvalidInputError(f"stream must look like redis://HOST[:PORT][/DB]/STREAM, got {uri!r}", field="stream")
-    db = segments[0] if len(segments) == 2 else "0"
-    return urlunsplit(parts._replace(path=f"/{db}")), segments[-1]
 
 
 def _value(raw: str, dtype: str) -> Any:
@@ -86,42 +77,6 @@ def parse_entry(view: FeatureView, fields: Mapping[str, str]) -> dict[str, Any]:
     return row
 
 
-class _Consumer:
-    """One consumer of a group on one stream, with the redis client and its error type."""
-
-    def __init__(self, uri: str, group: str, consumer: str) -> None:
-        try:
-            import redis
-        except ImportError as exc:
-            raise ConfigError("ingesting a Redis Stream needs the redis extra: pip install 'shipyard[redis]'") from exc
-        url, self.stream = parse_stream_uri(uri)
-        self.client: Any = redis.Redis.from_url(url, decode_responses=True)
-        self.errors: tuple[type[Exception], ...] = (redis.RedisError,)
-        self.group, self.consumer = group, consumer
-        try:
-            self.client.xgroup_create(self.stream, group, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        # Our own unacknowledged entries first (this consumer crashed), then new ones.
-        self.cursor = "0"
-
-    def read(self, count: int, block_ms: int) -> list[tuple[str, dict[str, str]]]:
-        block = None if self.cursor == "0" else block_ms
-        reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: self.cursor}, count=count, block=block)
-        entries: list[tuple[str, dict[str, str]]] = reply[0][1] if reply else []
-        if self.cursor == "0" and not entries:
-            self.cursor = ">"
-        return entries
-
-    def ack(self, ids: Sequence[str]) -> None:
-        if ids:
-            self.client.xack(self.stream, self.group, *ids)
-
-    def dead(self, entry_id: str, fields: Mapping[str, str], reason: str) -> None:
-        self.client.xadd(f"{self.stream}:dead", {**fields, "_id": entry_id, "_error": reason})
-
-
 def ingest_stream(
     store: FeatureStore,
     uri: str,
@@ -142,31 +97,30 @@ def ingest_stream(
     re-reads what it had read but not acknowledged.
     """
     target = store.get_feature_view(view)
-    reader = _Consumer(uri, group, consumer or f"shipyard-{socket.gethostname()}")
-    pushed = dead = 0
-    try:
-        while (max_messages is None or pushed + dead < max_messages) and not (should_stop and should_stop()):
-            limit = batch if max_messages is None else min(batch, max_messages - pushed - dead)
-            entries = reader.read(limit, block_ms)
-            if not entries:
-                continue
-            good, ids = [], []
-            for entry_id, fields in entries:
-                try:
-                    good.append(parse_entry(target, fields))
-                    ids.append(entry_id)
-                except InvalidInputError as exc:
-                    reader.dead(entry_id, fields, exc.message)
-                    reader.ack([entry_id])
-                    dead += 1
-            if good:
-                store.push(target, good)
-            reader.ack(ids)  # only once the values are written: a crash before this re-delivers them
-            pushed += len(good)
-            if on_batch is not None:
-                on_batch(IngestStats(pushed, dead))
-    except reader.errors as exc:
-        raise StoreUnavailableError(f"Redis stream {reader.stream!r} failed: {exc}") from exc
-    finally:
-        reader.client.close()
-    return IngestStats(pushed, dead)
+
+    def push(entries: list[Entry]) -> list[DeadLetter]:
+        good, dead = [], []
+        for entry_id, fields in entries:
+            try:
+                good.append(parse_entry(target, fields))
+            except InvalidInputError as exc:
+                dead.append(DeadLetter(entry_id, fields, exc.message))
+        if good:
+            store.push(target, good)
+        return dead
+
+    def report(handled: int, dead: int) -> None:
+        if on_batch is not None:
+            on_batch(IngestStats(handled - dead, dead))
+
+    with StreamConsumer(uri, group=group, consumer=consumer) as reader:
+        handled, dead = consume(
+            reader,
+            push,
+            batch=batch,
+            block_ms=block_ms,
+            max_messages=max_messages,
+            should_stop=should_stop,
+            on_batch=report,
+        )
+    return IngestStats(handled - dead, dead)
