@@ -18,36 +18,29 @@ _RUN_ID = re.compile(r"^[0-9a-f]{6,32}$")
 
 
 def render_lineage(graph: LineageGraph) -> Tree:
-    """The graph as a Rich tree rooted at the object asked about, inputs as branches."""
+    """The graph as a Rich tree rooted at the object asked about: inputs as branches, then what it feeds."""
     incoming: dict[str, list[tuple[str, str]]] = {}
+    outgoing: dict[str, list[tuple[str, str]]] = {}
     for edge in graph.edges:
         incoming.setdefault(edge.target, []).append((edge.source, edge.relation))
+        outgoing.setdefault(edge.source, []).append((edge.target, edge.relation))
     root = graph.node(graph.root)
     tree = Tree(f"[bold]{root.kind}[/bold] {root.label}")
 
-    def grow(branch: Tree, node_id: str, seen: set[str]) -> None:
-        for source, relation in sorted(incoming.get(node_id, [])):
-            if source in seen:
+    def grow(branch: Tree, node_id: str, seen: set[str], links: dict[str, list[tuple[str, str]]]) -> None:
+        # Downstream is followed as far as upstream: a feature view's services, then their model versions.
+        for other, relation in sorted(links.get(node_id, [])):
+            if other in seen:
                 continue
-            node = graph.node(source)
-            child = branch.add(f"[bold]{node.kind}[/bold] {node.label} [dim]({relation.replace('_', ' ')})[/dim]")
-            grow(child, source, seen | {source})
+            node, words = graph.node(other), relation.replace("_", " ")
+            if links is incoming:
+                label = f"[bold]{node.kind}[/bold] {node.label} [dim]({words})[/dim]"
+            else:
+                label = f"[dim]{words} →[/dim] [bold]{node.kind}[/bold] {node.label}"
+            grow(branch.add(label), other, seen | {other}, links)
 
-    grow(tree, graph.root, {graph.root})
-    outgoing: dict[str, list[tuple[str, str]]] = {}
-    for edge in graph.edges:
-        outgoing.setdefault(edge.source, []).append((edge.target, edge.relation))
-
-    def follow(branch: Tree, node_id: str, seen: set[str]) -> None:
-        # Downstream too: a feature view's services, then the model versions they feed.
-        for target, relation in sorted(outgoing.get(node_id, [])):
-            if target in seen:
-                continue
-            node = graph.node(target)
-            child = branch.add(f"[dim]{relation.replace('_', ' ')} →[/dim] [bold]{node.kind}[/bold] {node.label}")
-            follow(child, target, seen | {target})
-
-    follow(tree, graph.root, {graph.root})
+    grow(tree, graph.root, {graph.root}, incoming)
+    grow(tree, graph.root, {graph.root}, outgoing)
     return tree
 
 
