@@ -32,6 +32,19 @@ def _within(expected: Any, got: Any) -> None:
     assert np.all(np.abs(have - want) <= TOLERANCE * np.maximum(1.0, np.abs(want)))
 
 
+def _matches_and_is_served(name: str, original: Any, rows: pd.DataFrame) -> None:
+    """The latest ``name`` runs on onnxruntime, answers as ``original`` does, in process and from a server."""
+    import onnxruntime as ort
+
+    onnx_model = reg.load_model(name)
+    assert isinstance(onnx_model.raw, ort.InferenceSession)
+    np.testing.assert_array_equal(onnx_model.predict(rows), original.predict(rows))
+    _within(original.predict_proba(rows), onnx_model.predict_proba(rows))
+    metadata, predictions = _serve_and_predict(name, rows)
+    assert metadata["platform"] == "shipyard-onnx"
+    assert predictions == original.predict(rows).tolist()
+
+
 def _serve_and_predict(name: str, rows: pd.DataFrame) -> tuple[dict[str, Any], list[Any]]:
     """The v2 metadata of ``name@latest`` and its predictions for ``rows``, from a real uvicorn on loopback."""
     with running(create_app(ServingConfig(models=(ModelSpec(name),), poll_interval=0))) as base:
@@ -42,7 +55,6 @@ def _serve_and_predict(name: str, rows: pd.DataFrame) -> tuple[dict[str, Any], l
 
 
 def test_sklearn_pipeline_converts_and_is_served_by_onnxruntime(settings: Settings, churn: Data) -> None:
-    import onnxruntime as ort
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -59,15 +71,7 @@ def test_sklearn_pipeline_converts_and_is_served_by_onnxruntime(settings: Settin
     assert converted.tags["source_version"] == "1"
     assert converted.tags["converter"].startswith("skl2onnx ")
     assert float(converted.tags["max_difference"]) <= TOLERANCE
-    onnx_model = reg.load_model("churn-onnx/1")
-    assert isinstance(onnx_model.raw, ort.InferenceSession)
-    rows = frame.tail(30)
-    np.testing.assert_array_equal(onnx_model.predict(rows), pipeline.predict(rows))
-    _within(pipeline.predict_proba(rows), onnx_model.predict_proba(rows))
-
-    metadata, predictions = _serve_and_predict("churn-onnx", rows)
-    assert metadata["platform"] == "shipyard-onnx"
-    assert predictions == pipeline.predict(rows).tolist()
+    _matches_and_is_served("churn-onnx", pipeline, frame.tail(30))
 
 
 def test_column_transformer_with_a_string_column_converts(settings: Settings, churn: Data) -> None:
@@ -102,14 +106,7 @@ def test_lightgbm_converts_and_is_served_by_onnxruntime(settings: Settings, chur
 
     assert (converted.ref, converted.tags["source_version"]) == ("gbm-onnx/1", "1")
     assert converted.tags["converter"].startswith("onnxmltools ")
-    onnx_model = reg.load_model("gbm-onnx")
-    rows = frame.tail(30)
-    np.testing.assert_array_equal(onnx_model.predict(rows), model.predict(rows))
-    _within(model.predict_proba(rows), onnx_model.predict_proba(rows))
-
-    metadata, predictions = _serve_and_predict("gbm-onnx", rows)
-    assert metadata["platform"] == "shipyard-onnx"
-    assert predictions == model.predict(rows).tolist()
+    _matches_and_is_served("gbm-onnx", model, frame.tail(30))
 
 
 def test_lightgbm_regressor_is_checked_relative_to_its_scale(settings: Settings, churn: Data) -> None:
