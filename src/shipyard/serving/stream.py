@@ -3,9 +3,10 @@
 A message carries one JSON record in its ``data`` field and a ``request_id`` (the
 message's stream id stands in when it has none). Up to ``batch_size`` messages are read
 at once (XREADGROUP), checked against the model's signature one by one, and the good ones
-scored in one model call. Each prediction goes to the sink (XADD, one pipeline per batch)
-with the same ``request_id``, the model's name and version, the source message id and
-one field per model output holding a JSON value (``prediction`` for a single output).
+scored in one model call. Each prediction goes to the sink (XADD; one script call per
+batch, so the batch is written whole or not at all) with the same ``request_id``, the
+model's name and version, the source message id (``source_id``) and one field per model
+output holding a JSON value (``prediction`` for a single output).
 A message that is not a JSON object, has no ``data`` or does not match the signature
 goes to ``SOURCE:dead`` with the reason and its original fields; the others of its
 batch are scored all the same.
@@ -58,6 +59,53 @@ class StreamStats:
         return (self.predicted + self.dead) / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A batch's predictions: per message, the values of ``fields`` (request id, source id, one per model output)."""
+
+    fields: list[str]
+    rows: list[list[str]]
+
+
+class SinkWriter:
+    """XADDs a batch of predictions to the sink stream in one round trip: a script, so the arguments are few.
+
+    The model's name and version go once per batch instead of once per message: packing
+    the arguments of a command, not Redis, is what a batch of small XADDs costs most.
+    """
+
+    SCRIPT = """
+local header = tonumber(ARGV[1])
+local width = tonumber(ARGV[2 + 2 * header])
+local fields = {}
+for i = 1, 2 * header do fields[i] = ARGV[1 + i] end
+local names = 2 + 2 * header
+local at = names + width + 1
+local written = 0
+while at <= #ARGV do
+  for j = 1, width do
+    fields[2 * header + 2 * j - 1] = ARGV[names + j]
+    fields[2 * header + 2 * j] = ARGV[at + j - 1]
+  end
+  redis.call('XADD', KEYS[1], '*', unpack(fields))
+  written = written + 1
+  at = at + width
+end
+return written
+"""
+
+    def __init__(self, client: Any, stream: str, header: dict[str, str]) -> None:
+        self.stream = stream
+        self.script = client.register_script(self.SCRIPT)
+        self.header = [str(len(header)), *(part for pair in header.items() for part in pair)]
+
+    def write(self, scored: Scored) -> None:
+        """Append every prediction of ``scored``, in order."""
+        if scored.rows:
+            values = [value for row in scored.rows for value in row]
+            self.script(keys=[self.stream], args=[*self.header, str(len(scored.fields)), *scored.fields, *values])
+
+
 class StreamScorer:
     """Turns a batch of stream messages into sink records and dead letters, with one model call for the good ones."""
 
@@ -69,8 +117,8 @@ class StreamScorer:
         self.label = f"model {model.version.ref}"
         self.header = {"model": model.version.name, "version": str(model.version.version)}
 
-    def score(self, entries: Sequence[Entry]) -> tuple[list[dict[str, str]], list[DeadLetter]]:
-        """The sink records of the messages that could be scored (in order), and the dead letters of the others."""
+    def score(self, entries: Sequence[Entry]) -> tuple[Scored, list[DeadLetter]]:
+        """The predictions of the messages that could be scored (in order), and the dead letters of the others."""
         dead: list[DeadLetter] = []
         kept: list[Kept] = []
         for entry in entries:
@@ -78,12 +126,12 @@ class StreamScorer:
                 kept.append((entry, _record(entry[1])))
             except InvalidInputError as exc:
                 dead.append(DeadLetter(entry[0], entry[1], exc.message))
-        records: list[dict[str, str]] = []
+        scored = Scored([], [])
         if kept:
             kept, outputs = self._predict(kept, dead)
-            records = self._records(kept, outputs)
+            scored = self._records(kept, outputs)
         position = {entry_id: i for i, (entry_id, _) in enumerate(entries)}
-        return records, sorted(dead, key=lambda letter: position[letter.entry_id])
+        return scored, sorted(dead, key=lambda letter: position[letter.entry_id])
 
     def _predict(self, kept: list[Kept], dead: list[DeadLetter]) -> tuple[list[Kept], Array]:
         """One model call for the batch; when it cannot be one (a record breaks the batch), one per record."""
@@ -123,20 +171,19 @@ class StreamScorer:
                 good.append((entry, record))
         return good, (np.concatenate(outputs) if outputs else np.empty(0))
 
-    def _records(self, kept: list[Kept], outputs: Array) -> list[dict[str, str]]:
+    def _records(self, kept: list[Kept], outputs: Array) -> Scored:
         if not kept:
-            return []
+            return Scored([], [])
         tensors = [
             (name, v2.json_values(values) if values.ndim == 1 else [v2.json_values(row) for row in values])
             for name, values in v2.output_tensors(outputs, self.outputs)
         ]
-        records = []
+        rows = []
         for i, ((entry_id, fields), _) in enumerate(kept):
-            record = {"request_id": fields.get("request_id", entry_id), **self.header, "source_id": entry_id}
-            for name, values in tensors:
-                record[name] = orjson.dumps(values[i]).decode()
-            records.append(record)
-        return records
+            row = [fields.get("request_id", entry_id), entry_id]
+            row.extend(orjson.dumps(values[i]).decode() for _, values in tensors)
+            rows.append(row)
+        return Scored(["request_id", "source_id", *(name for name, _ in tensors)], rows)
 
 
 def _record(fields: dict[str, str]) -> dict[str, Any]:
@@ -197,15 +244,12 @@ def serve_stream(
     scorer = StreamScorer(model, method=method)
     with StreamConsumer(source, group=group, consumer=consumer, field="source") as reader:
         writer = reader.client if sink_url == source_url else connect(sink_url)
+        sink_writer = SinkWriter(writer, sink_stream, scorer.header)
         started = time.perf_counter()
 
         def write(entries: list[Entry]) -> list[DeadLetter]:
-            records, dead = scorer.score(entries)
-            if records:
-                pipe = writer.pipeline(transaction=False)
-                for record in records:
-                    pipe.xadd(sink_stream, record)
-                pipe.execute()
+            scored, dead = scorer.score(entries)
+            sink_writer.write(scored)
             return dead
 
         def report(handled: int, dead: int) -> None:
