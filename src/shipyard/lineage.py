@@ -8,6 +8,7 @@ Later capabilities (flows, deployments) add node kinds.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,21 +120,28 @@ class _FeatureDefinitions:
             return None
         service = next((d for d in self.versions(SERVICE, ref.name) if d.version == ref.version), None)
         features = tuple(service.spec["features"]) if service is not None else ()
+        views, on_demand = self.reads(features, version.created_at)
+        return FeatureUse(version.name, version.version, ref.name, ref.version, features, views, on_demand)
+
+    def reads(
+        self, features: tuple[str, ...], when: float
+    ) -> tuple[dict[str, int], dict[str, tuple[int, tuple[str, ...]]]]:
+        """The views (and on-demand views) that ``view:feature`` refs read, at their versions at ``when``."""
         views: dict[str, int] = {}
         on_demand: dict[str, tuple[int, tuple[str, ...]]] = {}
         for name in dict.fromkeys(f.partition(":")[0] for f in features):
-            view = self.at(VIEW, name, version.created_at)
-            odfv = None if view is not None else self.at(ON_DEMAND, name, version.created_at)
+            view = self.at(VIEW, name, when)
+            odfv = None if view is not None else self.at(ON_DEMAND, name, when)
             if view is not None:
                 views[name] = view.version
             elif odfv is not None:
                 sources = tuple(odfv.spec.get("sources", ()))
                 on_demand[name] = (odfv.version, sources)
                 for source in sources:
-                    found = self.at(VIEW, source, version.created_at)
+                    found = self.at(VIEW, source, when)
                     if found is not None:
                         views.setdefault(source, found.version)
-        return FeatureUse(version.name, version.version, ref.name, ref.version, features, views, on_demand)
+        return views, on_demand
 
 
 def feature_uses(stores: Stores) -> list[FeatureUse]:
@@ -159,6 +167,7 @@ class _Builder:
         self.edges: set[LineageEdge] = set()
         self.definitions = _FeatureDefinitions(stores)
         self.root_view: str | None = None
+        self.root_service: str | None = None
 
     def add(self, node: LineageNode) -> str:
         self.nodes.setdefault(node.id, node)
@@ -237,25 +246,30 @@ class _Builder:
 
     def add_features(self, version_node: str, use: FeatureUse) -> None:
         """The version's feature service and the views it reads, each at its version."""
-        service = self.add(
-            LineageNode(
-                f"feature_service:{use.service}@{use.service_version}",
-                "feature_service",
-                f"{use.service}@{use.service_version}",
-                {"features": list(use.features)},
-            )
-        )
+        service = self.root_service
+        if service not in (f"{SERVICE}:{use.service}", f"{SERVICE}:{use.service}@{use.service_version}"):
+            label = f"{use.service}@{use.service_version}"
+            service = self.add(LineageNode(f"{SERVICE}:{label}", SERVICE, label, {"features": list(use.features)}))
         self.link(service, version_node, "features_for")
-        for name in dict.fromkeys(f.partition(":")[0] for f in use.features):
-            if name in use.on_demand:
-                number, sources = use.on_demand[name]
+        self.add_inputs(service, use.features, use.views, use.on_demand)
+
+    def add_inputs(
+        self,
+        service: str,
+        features: tuple[str, ...],
+        views: dict[str, int],
+        on_demand: dict[str, tuple[int, tuple[str, ...]]],
+    ) -> None:
+        for name in dict.fromkeys(f.partition(":")[0] for f in features):
+            if name in on_demand:
+                number, sources = on_demand[name]
                 odfv = self.add_definition(ON_DEMAND, name, number)
                 self.link(odfv, service, "part_of")
                 for source in sources:
-                    if source in use.views:
-                        self.link(self.add_definition(VIEW, source, use.views[source]), odfv, "input_to")
-            elif name in use.views:
-                self.link(self.add_definition(VIEW, name, use.views[name]), service, "part_of")
+                    if source in views:
+                        self.link(self.add_definition(VIEW, source, views[source]), odfv, "input_to")
+            elif name in views:
+                self.link(self.add_definition(VIEW, name, views[name]), service, "part_of")
 
     def add_definition(self, kind: str, name: str, number: int) -> str:
         if kind == VIEW and self.root_view == f"{VIEW}:{name}":
@@ -286,23 +300,51 @@ class _Builder:
                 self.add_features(self.add_version(version), use)
         return self.root_view
 
+    def add_feature_service(self, ref: str) -> str:
+        """A service as the root (``NAME`` for all its versions, ``NAME@V`` for one): its views and models."""
+        name, _, number = ref.partition("@")
+        versions = self.definitions.versions(SERVICE, name)
+        if not versions:
+            known = ", ".join(d.name for d in self.stores.features.latest_feature_definitions(SERVICE)) or "none"
+            raise NotFoundError(f"feature service {name!r} does not exist; known services: {known}", field="ref")
+        chosen = next((d for d in versions if str(d.version) == number), None) if number else versions[-1]
+        if chosen is None:
+            listed = ", ".join(str(d.version) for d in versions)
+            raise NotFoundError(f"feature service {name!r} has no version {number!r}; its versions are: {listed}")
+        features = tuple(chosen.spec["features"])
+        label = f"{name}@{chosen.version}" if number else f"{name} (latest version {chosen.version})"
+        attrs = {"version": chosen.version, "features": list(features), "owner": chosen.spec.get("owner")}
+        self.root_service = self.add(LineageNode(f"{SERVICE}:{ref}", SERVICE, label, attrs))
+        # Its views as that version was applied (or as they are now, for the latest).
+        when = chosen.created_at if number else time.time()
+        self.add_inputs(self.root_service, features, *self.definitions.reads(features, when))
+        for use in feature_uses(self.stores):
+            if use.service == name and (not number or use.service_version == chosen.version):
+                version = self.stores.models.get_model_version(use.model, use.version)
+                self.add_features(self.add_version(version), use)
+        return self.root_service
+
     def graph(self, root: str) -> LineageGraph:
         edges = tuple(sorted(self.edges, key=lambda e: (e.relation, e.source, e.target)))
         return LineageGraph(root, tuple(self.nodes.values()), edges)
 
 
 def build_lineage(stores: Stores, ref: str) -> LineageGraph:
-    """The graph around ``ref``: ``run:<id>``, ``dataset:<name>@<v>``, ``feature_view:<name>``, or a model.
+    """The graph around ``ref``: a run, a dataset, a feature view or service, or a model.
 
-    A model is ``name@alias``/``name/3``; its graph includes the feature service it was
-    logged with and the views that service reads. A feature view's graph shows the services
-    and model versions that read it (any of its versions).
+    The forms: ``run:<id>``, ``dataset:<name>@<v>``, ``feature_view:<name>``,
+    ``feature_service:<name>[@<v>]``, a model ``name@alias``/``name/3``. A model's graph
+    includes the feature service it was logged with and the views that service reads. A
+    feature view's graph shows the services and model versions that read it (any of its
+    versions); a service's, its views and the model versions logged with it.
     """
     if not isinstance(ref, str) or not ref.strip():
         raise InvalidInputError(f"lineage reference must be a non-empty string, got {ref!r}", field="ref")
     builder = _Builder(stores)
     if ref.startswith(f"{VIEW}:"):
         return builder.graph(builder.add_feature_view(ref.removeprefix(f"{VIEW}:")))
+    if ref.startswith(f"{SERVICE}:"):
+        return builder.graph(builder.add_feature_service(ref.removeprefix(f"{SERVICE}:")))
     if ref.startswith("run:"):
         root = builder.add_run(stores.runs.get_run(ref.removeprefix("run:")))
         return builder.graph(root)

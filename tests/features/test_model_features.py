@@ -161,6 +161,19 @@ def test_lineage_both_ways_with_definition_versions(store: FeatureStore, tmp_pat
     assert ("feature_view:activity", "feature_service:churn@1", "part_of") in back_edges
     assert ("feature_service:churn@1", "model:churn-model/2", "features_for") in back_edges
     assert sy.Client().lineage("feature_view:other").of_kind("model_version") == []
+
+    # A service's graph: the views it reads (as each model was trained on them) and its model versions.
+    service_graph = sy.Client().lineage("feature_service:churn@1")
+    assert service_graph.root == "feature_service:churn@1"
+    assert sorted(n.label for n in service_graph.of_kind("feature_view")) == ["activity@1", "activity@2"]
+    assert sorted(n.label for n in service_graph.of_kind("model_version")) == ["churn-model/1", "churn-model/2"]
+    latest = sy.Client().lineage("feature_service:churn")
+    assert latest.node("feature_service:churn").label == "churn (latest version 1)"
+    assert ("feature_view:activity@2", "on_demand_feature_view:per_session@1", "input_to") in {
+        (e.source, e.target, e.relation) for e in latest.edges
+    }
+    with pytest.raises(NotFoundError, match=r"feature service 'churn' has no version '3'; its versions are: 1"):
+        sy.Client().lineage("feature_service:churn@3")
     with pytest.raises(NotFoundError, match=r"feature view 'ghost' does not exist; known views: activity, other"):
         sy.Client().lineage("feature_view:ghost")
 
@@ -215,3 +228,7 @@ def test_catalog_and_lineage_cli_show_which_versions_use_a_view(store: FeatureSt
     assert "feature_view activity (latest version 1)" in backward.stdout
     assert "part of → feature_service churn@1" in backward.stdout
     assert "features for → model_version churn-model/1" in backward.stdout
+    service = _shipyard("lineage", "churn@1")  # as `features show` prints the service
+    assert service.returncode == 0, service.stderr
+    assert "feature_view activity@1 (part of)" in service.stdout
+    assert "features for → model_version churn-model/1" in service.stdout

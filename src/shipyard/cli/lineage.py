@@ -49,7 +49,8 @@ def lineage(
         str,
         typer.Argument(
             help="a model (NAME@ALIAS, NAME/3, NAME), a dataset (NAME@3, NAME), a run id or prefix, "
-            "a feature view (NAME); prefix with model:, dataset:, run: or feature_view: when a name is both"
+            "a feature view (NAME) or service (NAME, NAME@2); prefix with model:, dataset:, run:, "
+            "feature_view: or feature_service: when a name is both"
         ),
     ],
 ) -> None:
@@ -63,11 +64,12 @@ def lineage_ref(stores: Stores, ref: str) -> str:
 
     Every form another command prints works here: ``models show``'s NAME/3 and NAME@ALIAS,
     ``datasets show``'s NAME@3, the run ids of ``runs list`` (or a prefix of 6+ characters),
-    and the explicit ``model:``, ``dataset:`` (NAME@3 or NAME/3), ``run:`` and ``feature_view:``
-    forms; a bare name no model or dataset has may be a feature view (``features list``).
+    and the explicit ``model:``, ``dataset:`` (NAME@3 or NAME/3), ``run:``, ``feature_view:`` and
+    ``feature_service:`` forms; a bare name no model or dataset has may be a feature view
+    (``features list``) or a feature service (NAME@2 as ``features show`` prints it).
     """
     kind, sep, rest = ref.partition(":")
-    if sep and kind in ("model", "dataset", "run", "feature_view"):
+    if sep and kind in ("model", "dataset", "run", "feature_view", "feature_service"):
         return rest if kind == "model" else f"dataset:{dataset_ref(rest)}" if kind == "dataset" else ref
     if _RUN_ID.match(ref) and _exists(lambda: stores.runs.get_run(ref)):
         return f"run:{ref}"
@@ -78,10 +80,13 @@ def lineage_ref(stores: Stores, ref: str) -> str:
         return f"dataset:{dataset_ref(ref)}"
     if stores.features.list_feature_definition_versions("feature_view", ref):
         return f"feature_view:{ref}"
+    if stores.features.list_feature_definition_versions("feature_service", name):
+        return f"feature_service:{ref}"
     models = ", ".join(sorted(m.name for m in stores.models.list_registered_models())[:10]) or "none"
     datasets = ", ".join(sorted(d.name for d in stores.datasets.list_datasets())[:10]) or "none"
     raise NotFoundError(
-        f"no model, dataset or run is named {name!r}, nor a feature view; models: {models}; datasets: {datasets}",
+        f"no model, dataset or run is named {name!r}, nor a feature view or service; "
+        f"models: {models}; datasets: {datasets}",
         field="ref",
     )
 
