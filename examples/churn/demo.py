@@ -36,6 +36,7 @@ from shipyard.registry import model_card
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # make_data beside this file, however the demo is started
 from make_data import write_history  # noqa: E402
+from stream_step import stream_predictions  # noqa: E402
 
 DATA = Path(".shipyard") / "churn-data"
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "plan", "usage_gb", "contract"]
@@ -241,6 +242,7 @@ def main() -> None:
     console.print(render_lineage(client.lineage("churn@champion")))
     console.print(render_lineage(client.lineage("feature_view:customer_activity")))
     serve_and_show_metrics(store, service, test["user_id"])
+    stream_predictions(test[FEATURES].head(200), console)
     store.close()
 
 
