@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     import duckdb
 
 BATCH_ROWS = 50_000
+# DuckDB's own memory while materializing: beyond it, the per-entity aggregate spills to the
+# temp folder. Without a limit DuckDB keeps buffers up to 80% of RAM, so its peak grows
+# with the source's size even though one row per entity is all it needs.
+MEMORY_LIMIT = "256MB"
 Progress = Callable[[str, int, int], None]
 
 
@@ -38,6 +42,22 @@ def materialize_view(
     progress: Progress | None = None,
 ) -> Materialization:
     """Write the view's latest values with event time in (start, end] to ``online``."""
+    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    try:
+        return _materialize(con, view, online, start_us=start_us, end_us=end_us, progress=progress)
+    finally:
+        con.execute("RESET memory_limit")
+
+
+def _materialize(
+    con: duckdb.DuckDBPyConnection,
+    view: FeatureView,
+    online: OnlineStore,
+    *,
+    start_us: int | None,
+    end_us: int,
+    progress: Progress | None,
+) -> Materialization:
     alias = f"__mat_{view.name}"
     types = source_columns(con, view, alias)
     # Filter before reducing to one row per entity, so a row after ``end`` never hides an earlier one.
