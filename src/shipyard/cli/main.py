@@ -17,6 +17,7 @@ import typer
 
 from shipyard.cli import build as build_command
 from shipyard.cli import datasets, db, experiments, features, flows, lineage, models, run, runs
+from shipyard.cli import monitor as monitor_command
 from shipyard.cli import predict as predict_command
 from shipyard.cli import serve as serve_command
 from shipyard.cli import stream as stream_command
@@ -37,6 +38,7 @@ app.add_typer(datasets.app, name="datasets")
 app.add_typer(flows.app, name="flows")
 app.add_typer(db.app, name="db")
 app.add_typer(features.app, name="features")
+app.add_typer(monitor_command.app, name="monitor")
 app.command("run")(run.run)
 app.command("scheduler")(run.scheduler)
 app.command("lineage")(lineage.lineage)
