@@ -47,32 +47,29 @@ console = Console()
 def feature_definitions(snapshots: Path) -> tuple[list[Entity | FeatureView | FeatureService], FeatureService]:
     """The customer entity, two feature views over the daily snapshots, and the churn model's service."""
     customer = Entity("customer", join_keys=["user_id"], description="a paying customer")
-    source = FileSource(snapshots, timestamp_field="ts")
-    profile = FeatureView(
+    source = FileSource(snapshots, timestamp_field="ts")  # one file of daily snapshots feeds both views
+
+    def view(name: str, owner: str, description: str, schema: list[Field]) -> FeatureView:
+        return FeatureView(
+            name, entities=[customer], source=source, ttl="7d", owner=owner, description=description, schema=schema
+        )
+
+    profile = view(
         "customer_profile",
-        entities=[customer],
-        source=source,
-        ttl="7d",
-        owner="billing",
-        description="contract, plan and charges of each customer",
-        schema=[
+        "billing",
+        "contract, plan and charges of each customer",
+        [
             Field("tenure_months", "int", "months since the customer signed up"),
             Field("monthly_charges", "float", "the current monthly bill"),
             Field("plan", "string", "basic, plus or pro"),
             Field("contract", "string", "monthly or yearly"),
         ],
     )
-    activity = FeatureView(
+    activity = view(
         "customer_activity",
-        entities=[customer],
-        source=source,
-        ttl="7d",
-        owner="growth",
-        description="support calls and data usage so far this month",
-        schema=[
-            Field("support_calls", "int", "support calls this month"),
-            Field("usage_gb", "float", "data used this month"),
-        ],
+        "growth",
+        "support calls and data usage so far this month",
+        [Field("support_calls", "int", "support calls this month"), Field("usage_gb", "float", "data used this month")],
     )
     service = FeatureService(
         "churn_features", features=[profile, activity], owner="growth", description="what the churn model reads"

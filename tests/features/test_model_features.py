@@ -25,7 +25,6 @@ from shipyard.features import (
     OnDemandFeatureView,
     on_demand,
 )
-from shipyard.registry._loaded import FeatureServiceRef
 from tests.features.conftest import EVENTS, USER, ts
 
 SCRIPT = shutil.which("shipyard", path=str(Path(sys.executable).parent)) or shutil.which("shipyard")
@@ -90,8 +89,12 @@ def test_log_model_records_the_service_version_and_load_model_exposes_it(store: 
     # get_historical_features recorded what the frame held; log_model leaves it.
     assert sy.Client().get_run(run.id).tags["shipyard.features"] == "activity:sessions"
 
-    assert sy.load_model("churn-model/1").feature_service == FeatureServiceRef("churn", 1)
-    assert sy.load_model("churn-model/2").feature_service == FeatureServiceRef("churn", 2)
+    loaded = sy.load_model("churn-model/1").feature_service
+    assert loaded is not None
+    assert (loaded.name, loaded.version) == ("churn", 1)
+    assert sy.load_model("churn-model/2").feature_service == type(loaded)("churn", 2)  # a frozen value
+    with pytest.raises(AttributeError):
+        loaded.version = 2  # type: ignore[misc]
     with sy.start_run(experiment="features"):
         plain = sy.log_model(_model(), "plain")
     assert sy.load_model(plain.ref).feature_service is None
