@@ -167,6 +167,11 @@ def test_cli_converts_and_refuses_what_cannot_convert(settings: Settings, churn:
     reg.log_model(Doubler(), "custom", input_example=frame.head(5))
     reg.log_model(LabelSpreading().fit(frame.to_numpy(float), label), "spread", input_example=frame.to_numpy(float)[:5])
 
+    mismatch = _cli("models", "convert", "churn/1", "--tolerance", "0")  # float32 cannot be bit-equal
+    assert mismatch.returncode == 1, mismatch.stderr
+    assert mismatch.stderr.count("\n") == 1
+    assert "does not match the original" in mismatch.stderr
+    assert "nothing registered" in mismatch.stderr
     done = _cli("models", "convert", "churn/1", "--to", "onnx", "--tolerance", "1e-5")
     assert done.returncode == 0, done.stderr
     assert "registered churn-onnx/1" in done.stdout

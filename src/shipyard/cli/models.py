@@ -125,7 +125,8 @@ def convert_command(
         raise typer.Exit(1) from None
     console.print(
         f"registered {version.ref} (onnx, from {version.tags['source_model']}/{version.tags['source_version']}): "
-        f"largest difference {version.tags['max_difference']} within tolerance {version.tags['tolerance']}"
+        f"largest difference {version.tags['max_difference']} within tolerance {version.tags['tolerance']}",
+        soft_wrap=True,
     )
 
 

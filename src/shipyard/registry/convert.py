@@ -230,7 +230,11 @@ def _proba(model: LoadedModel) -> Callable[[Any], Any] | None:
 def _session(proto: Any) -> Any:
     import onnxruntime as ort
 
-    return ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    # onnxmltools declares LightGBM's label output as shape [1]; onnxruntime warns on every run
+    # with more rows, a line on the user's terminal that says nothing about the conversion.
+    options.log_severity_level = 3
+    return ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def _version(distribution: str) -> str:
