@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/flows.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/streaming.py
 
 clean:
 	rm -rf $(VENV) .shipyard .pytest_cache .mypy_cache .ruff_cache
