@@ -19,6 +19,16 @@ DATA_KINDS = (
 )
 
 
+def in_memory(data: object) -> bool:
+    """True for a table already held in memory (a DataFrame, an Arrow Table or RecordBatch)."""
+    if isinstance(data, pa.Table | pa.RecordBatch):
+        return True
+    return any(
+        (module := sys.modules.get(name)) is not None and isinstance(data, module.DataFrame)
+        for name in ("pandas", "polars")
+    )
+
+
 def iter_batches(
     data: object, columns: Sequence[str] | None = None
 ) -> tuple[pa.Schema | None, Iterator[pa.RecordBatch]]:

@@ -2,10 +2,12 @@
 
 Per numeric column: count, missing (null or NaN), min, max, mean, std, a KLL quantile sketch
 (ranks within ``RANK_ERROR``, see ``_sketch``) and a histogram on ``BINS`` equal-width bins
-between min and max, its counts read from the sketch. Per categorical column (strings,
+between min and max, its counts read from the sketch (or counted, when the values are kept).
+Per categorical column (strings,
 booleans, dictionaries, or any column named in ``categorical=``): the ``TOP_K`` most frequent
 values with their counts and the count of all other values. Up to ``EXACT_LIMIT`` values of
-a numeric column are also kept in memory (never serialized), so statistics on small data
+a numeric column are kept in memory instead of sketched (never serialized: the sketch is built
+from them when the profile is written or merged past the limit), so statistics on small data
 are exact. Profiles merge, so windows combine and data larger than memory streams through.
 
 Example:
@@ -25,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shipyard.datasets._batches import iter_batches
+from shipyard.datasets._batches import in_memory, iter_batches
 from shipyard.datasets._sketch import RANK_ERROR, QuantileSketch
 from shipyard.errors import InvalidInputError
 
@@ -37,6 +39,7 @@ __all__ = [
     "CategoricalSummary",
     "NumericSummary",
     "Profile",
+    "in_memory",
     "iter_batches",
     "profile",
 ]
@@ -59,10 +62,11 @@ class NumericSummary:
     max: float
     mean: float
     std: float
-    sketch: QuantileSketch = field(repr=False)
+    sketch: QuantileSketch = field(repr=False)  # empty while ``values`` holds every value: see full_sketch()
     edges: tuple[float, ...] = ()
     counts: tuple[float, ...] = ()
-    values: np.ndarray | None = field(default=None, repr=False)  # sorted, when count <= EXACT_LIMIT
+    values: np.ndarray | None = field(default=None, repr=False)  # every value, sorted, when kept
+    _built: list[QuantileSketch] = field(default_factory=list, repr=False)  # full_sketch(), made once
 
     kind = "numeric"
 
@@ -88,6 +92,16 @@ class NumericSummary:
             return found
         return self.sketch.quantiles(ranks)
 
+    def full_sketch(self) -> QuantileSketch:
+        """The sketch of every value (built from ``values`` when they were kept instead)."""
+        if self.values is None:
+            return self.sketch
+        if not self._built:  # KLL compacts at random: one build, so the profile writes the same JSON twice
+            built = QuantileSketch()
+            built.update(self.values)
+            self._built.append(built)
+        return self._built[0]
+
     def merge(self, other: NumericSummary) -> NumericSummary:
         """Both columns' values as one summary."""
         count = self.count + other.count
@@ -97,8 +111,11 @@ class NumericSummary:
         mean = (self.mean * self.count + other.mean * other.count) / count
         m2 = _m2(self) + _m2(other) + delta * delta * self.count * other.count / count
         values = None
+        sketch = QuantileSketch()
         if self.values is not None and other.values is not None and count <= EXACT_LIMIT:
             values = np.sort(np.concatenate([self.values, other.values]))
+        else:
+            sketch = self.full_sketch().merged(other.full_sketch())
         return _finish_numeric(
             count=count,
             missing=self.missing + other.missing,
@@ -106,7 +123,7 @@ class NumericSummary:
             high=max(self.max, other.max) if self.count and other.count else (self.max if self.count else other.max),
             mean=mean,
             m2=m2,
-            sketch=self.sketch.merged(other.sketch),
+            sketch=sketch,
             values=values,
         )
 
@@ -120,7 +137,7 @@ class NumericSummary:
             "max": _num(self.max),
             "mean": _num(self.mean),
             "std": _num(self.std),
-            "sketch": self.sketch.to_text(),
+            "sketch": self.full_sketch().to_text(),
             "edges": list(self.edges),
             "counts": [round(c, 3) for c in self.counts],
         }
@@ -272,6 +289,7 @@ def profile(
     columns: Sequence[str] | None = None,
     categorical: Sequence[str] | None = None,
     prediction: str | Sequence[str] | None = None,
+    exact_limit: int = EXACT_LIMIT,
 ) -> Profile:
     """Profile ``data`` in one pass over its Arrow batches.
 
@@ -281,6 +299,8 @@ def profile(
         columns: the columns to profile; every numeric and categorical column when ``None``.
         categorical: columns to summarize as categories even when they hold numbers.
         prediction: the column or columns holding the model's predictions (profiled too).
+        exact_limit: keep up to this many values of each numeric column in memory, sorted, for
+            exact statistics (``drift`` raises it when both tables are in memory anyway).
 
     Raises:
         InvalidInputError: the data is of an unknown kind, or a named column is missing or of
@@ -300,7 +320,9 @@ def profile(
     if schema is None:
         return Profile(0, {}, tuple(predictions or ()))
     kinds = _kinds(schema, wanted, as_category, predictions or [])
-    accumulators = {name: _NumericAcc() if kind == "numeric" else _CategoricalAcc() for name, kind in kinds.items()}
+    accumulators = {
+        name: _NumericAcc(exact_limit) if kind == "numeric" else _CategoricalAcc() for name, kind in kinds.items()
+    }
     rows = 0
     for batch in batches:
         rows += batch.num_rows
@@ -313,12 +335,13 @@ def profile(
 class _NumericAcc:
     """One numeric column's running summary."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         self.count = self.missing = 0
         self.low, self.high = math.inf, -math.inf
         self.mean = self.m2 = 0.0
         self.sketch = QuantileSketch()
         self.kept: list[np.ndarray] | None = []
+        self.limit = limit
 
     def add(self, column: pa.Array, name: str) -> None:
         try:
@@ -343,11 +366,14 @@ class _NumericAcc:
         self.count = total
         self.low = min(self.low, float(values.min()))
         self.high = max(self.high, float(values.max()))
-        self.sketch.update(values)
-        if self.kept is not None:
-            self.kept.append(values)
-            if self.count > EXACT_LIMIT:
-                self.kept = None
+        if self.kept is None:
+            self.sketch.update(values)
+            return
+        self.kept.append(values)
+        if self.count > self.limit:
+            # Past the limit the kept values go into the sketch once, and later batches straight in.
+            self.sketch.update(np.concatenate(self.kept))
+            self.kept = None
 
     def finish(self) -> NumericSummary:
         values = np.sort(np.concatenate(self.kept)) if self.kept else (np.empty(0) if self.kept == [] else None)

@@ -27,7 +27,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from shipyard.datasets.profile import CategoricalSummary, NumericSummary, Profile, iter_batches, profile
+from shipyard.datasets.profile import (
+    EXACT_LIMIT,
+    CategoricalSummary,
+    NumericSummary,
+    Profile,
+    in_memory,
+    iter_batches,
+    profile,
+)
 from shipyard.errors import InvalidInputError
 from shipyard.monitoring import _stats
 from shipyard.monitoring.quality import QUALITY_THRESHOLDS, QualityIssue, check_quality
@@ -37,6 +45,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"ks": 0.05, "chi2": 0.05, "wasserstein":
 PVALUE_METHODS = frozenset({"ks", "chi2"})  # flagged below the threshold; the others at or above it
 SCORES = {"ks": "ks_pvalue", "chi2": "chi2_pvalue", "wasserstein": "wasserstein_norm", "js": "js", "psi": "psi"}
 METHODS_BY_KIND = {"numeric": ("ks", "wasserstein", "psi", "js"), "categorical": ("chi2", "js", "psi")}
+_UNLIMITED = 2**62
 _MAX_LABELS = 30  # categories drawn in a report; the statistics use all of them
 
 
@@ -148,7 +157,12 @@ def drift(
     Example:
         >>> drift(ref_df, cur_df, thresholds={"wasserstein": 0.2}, methods={"age": "psi"}).drifted  # doctest: +SKIP
     """
-    ref = reference if isinstance(reference, Profile) else profile(reference, columns=columns, categorical=categorical)
+    # Tables both in memory already: keep every value for exact statistics instead of sketching.
+    limit = _UNLIMITED if in_memory(reference) and in_memory(current) else EXACT_LIMIT
+    if isinstance(reference, Profile):
+        ref = reference
+    else:
+        ref = profile(reference, columns=columns, categorical=categorical, exact_limit=limit)
     if ref.num_rows == 0:
         raise InvalidInputError("the reference has no rows; drift needs a reference to compare with", field="reference")
     names = list(columns) if columns is not None else list(ref.columns)
@@ -159,7 +173,7 @@ def drift(
             )
     chosen = _methods(methods, ref, names)
     limits = _thresholds(thresholds, ref)
-    cur = current if isinstance(current, Profile) else _profile_like(current, ref, names)
+    cur = current if isinstance(current, Profile) else _profile_like(current, ref, names, limit)
     quality = check_quality(_select(ref, names), cur, thresholds={k: limits[k] for k in QUALITY_THRESHOLDS})
     if cur.num_rows == 0:
         return DriftReport({}, quality, ref.num_rows, 0)
@@ -246,7 +260,7 @@ def _categorical(ref: CategoricalSummary, cur: CategoricalSummary) -> tuple[dict
     return stats, Distribution(labels, _shares(np.array(ref_shown)), _shares(np.array(cur_shown)))
 
 
-def _profile_like(current: object, ref: Profile, names: list[str]) -> Profile:
+def _profile_like(current: object, ref: Profile, names: list[str], limit: int) -> Profile:
     """Stream ``current`` into a profile of the reference's columns and kinds; its extra columns are kept empty."""
     schema, batches = iter_batches(current)
     if schema is None:
@@ -254,7 +268,7 @@ def _profile_like(current: object, ref: Profile, names: list[str]) -> Profile:
     present = [n for n in names if schema.get_field_index(n) >= 0]
     categorical = [n for n in present if ref.columns[n].kind == "categorical"]
     reader = pa.RecordBatchReader.from_batches(schema, batches)
-    result = profile(reader, columns=present, categorical=categorical)
+    result = profile(reader, columns=present, categorical=categorical, exact_limit=limit)
     extra = {n: CategoricalSummary(0, 0, {}) for n in schema.names if n not in ref.columns}
     return Profile(result.num_rows, {**result.columns, **extra}, ref.prediction)
 
