@@ -131,3 +131,20 @@ def read_rules_text(folder: Path, text: str) -> object:
     path = folder / "twice.txt"
     path.write_text(text)
     return read_rules(path)
+
+
+def test_without_a_stored_profile_the_training_runs_dataset_is_the_reference(
+    settings: Settings, stores: Stores
+) -> None:
+    model, frame, y = train_churn()
+    with sy.start_run(experiment="churn"):
+        sy.log_dataset(frame.assign(churned=y), "churn-train")
+        mv = sy.log_model(model, "churn", input_example=frame.head(5))  # no training_data=
+    sy.set_alias("churn", "champion", mv.version)
+    _serve_hour(stores, 0, shift=12.0)
+
+    report = monitor("churn@champion", window="1h", end=T0 + HOUR)
+
+    assert report.drift is not None
+    assert report.drift.drifted == ["tenure"]
+    assert report.notes == ("reference: dataset churn-train@1, the training run's input (no stored training profile)",)

@@ -32,7 +32,7 @@ from shipyard.monitoring.alerts import AlertState, Notifier, Transition, evaluat
 from shipyard.monitoring.drift import ColumnDrift, Distribution, DriftReport, drift
 from shipyard.monitoring.html import render_html
 from shipyard.monitoring.performance import performance_of
-from shipyard.monitoring.profiles import training_profile
+from shipyard.monitoring.profiles import profile_dataset, training_profile
 from shipyard.monitoring.quality import QualityIssue
 from shipyard.monitoring.rules import FEATURE_STATISTICS, Rule, check_rules, parse_rules
 from shipyard.registry import get_model_version
@@ -151,7 +151,8 @@ def monitor(
     except NotFoundError as exc:
         if exc.field != "model":
             raise
-        reference, notes = None, [exc.message]
+        reference, note = _dataset_reference(stores, version.run_id, client)
+        notes.append(note or exc.message)
     features = _features(version.signature, reference)
     check_rules(parsed, features)
     size = parse_window(window)
@@ -196,6 +197,19 @@ def monitor(
         report = _store(stores, report, client)
     notify(changes, notifiers, client=client)
     return report
+
+
+def _dataset_reference(stores: Stores, run_id: str | None, client: HasStores | None) -> tuple[Any, str | None]:
+    """For a version logged without ``training_data=``: the profile of its run's training dataset, if it logged one.
+
+    The run's input datasets are tried in this order: a name with ``train`` in it, then the others.
+    """
+    links = [link for link in stores.datasets.run_datasets([run_id]) if link.role == "input"] if run_id else []
+    if not links:
+        return None, None
+    link = sorted(links, key=lambda li: ("train" not in li.name, li.name))[0]
+    note = f"reference: dataset {link.name}@{link.version}, the training run's input (no stored training profile)"
+    return profile_dataset(link.name, link.version, client=client), note
 
 
 def _features(signature: Mapping[str, Any] | None, reference: Any) -> list[str]:
