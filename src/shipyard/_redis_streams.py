@@ -79,10 +79,10 @@ class StreamConsumer:
     """One consumer of a group on one stream; creates the group (at the stream's start) when missing."""
 
     def __init__(self, uri: str, *, group: str, consumer: str | None = None, field: str = "stream") -> None:
-        import redis
-
         self.url, self.stream = parse_stream_uri(uri, field=field)
         self.client: Any = connect(self.url)
+        import redis  # present: connect() said so otherwise
+
         self.errors: tuple[type[Exception], ...] = (redis.RedisError,)
         self.group, self.consumer = group, consumer or default_consumer()
         try:
