@@ -119,22 +119,13 @@ def _log_models(versions: dict[str, int]) -> None:
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
-def online_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """An empty online store: a SQLite file, or a fresh key prefix in Redis on 127.0.0.1:6379."""
+def online_uri(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An empty online store: a SQLite file, or a fresh key prefix in Redis on 127.0.0.1:6379 (see ``served``)."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('online') / 'online.db'}"
-        return
+        return f"sqlite:///{tmp_path_factory.mktemp('online') / 'online.db'}"
     if not port_open("127.0.0.1", 6379):
         _missing("Redis is not listening on 127.0.0.1:6379")
-    prefix = "test-serving-" + uuid.uuid4().hex[:12]
-    yield f"redis://127.0.0.1:6379/0?prefix={prefix}"
-    import redis
-
-    client = redis.Redis()
-    keys = list(client.scan_iter(match=f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    return f"redis://127.0.0.1:6379/0?prefix=test-serving-{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +147,7 @@ def served(online_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         app = create_app(config)
         with running(app) as url:
             yield Served(url, features, app, settings)
+        features.online.delete_view("activity")  # the only view: nothing is left in Redis
         features.close()
 
 
