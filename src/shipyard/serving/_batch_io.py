@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,12 +91,9 @@ class Source:
     def batches(self, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
         """The rows, ``columns`` only, in batches of at most ``batch_size`` rows."""
         if self.dataset is not None:
-            scanner = self.dataset.scanner(
-                columns=columns, batch_size=batch_size, batch_readahead=4, fragment_readahead=2
-            )
-            for batch in scanner.to_batches():
-                if batch.num_rows:
-                    yield batch
+            target = pa_schema_of(self.schema, columns)
+            for file in self.files:
+                yield from read_file(file, self.format, target, batch_size)
             return
         assert self._first is not None, "a SQL source is read once"
         assert self._rest is not None
@@ -140,6 +137,59 @@ def open_source(source: str | os.PathLike[str] | SqlQuery, *, batch_size: int) -
     except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
         raise InvalidInputError(f"cannot read input {text!r} as {kind}: {exc}", field="input") from exc
     return Source(text, dataset.schema, files, kind, dataset)
+
+
+def pa_schema_of(schema: pa.Schema, columns: list[str]) -> pa.Schema:
+    """``schema`` narrowed to ``columns``, in that order."""
+    import pyarrow as pa
+
+    return pa.schema([schema.field(name) for name in columns])
+
+
+def read_file(
+    file: str, kind: str, schema: pa.Schema, batch_size: int, *, row_groups: Iterable[int] | None = None
+) -> Iterator[pa.RecordBatch]:
+    """One file's ``schema`` columns in batches of at most ``batch_size`` rows, holding one row group at a time.
+
+    Parquet is read row group by row group without ``pre_buffer``: pyarrow's dataset
+    scanner (and ``pre_buffer``) read ahead of a slow consumer, so its memory grew with
+    the file (0.5 GB more at 4M rows than at 2M behind a model); this stays at one row
+    group whatever the file's size. CSV is read by Arrow's streaming reader with the
+    types of the input's schema. Batches of a file whose types differ are cast to it.
+
+    Raises:
+        InvalidInputError: the file lacks a column or holds values of another type.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    try:
+        if kind == "parquet":
+            parquet = pq.ParquetFile(file, pre_buffer=False)
+            groups = range(parquet.num_row_groups) if row_groups is None else row_groups
+            batches: Iterable[pa.RecordBatch] = (
+                batch
+                for group in groups
+                for batch in parquet.iter_batches(batch_size=batch_size, row_groups=[group], columns=schema.names)
+            )
+        else:
+            convert = pacsv.ConvertOptions(column_types=schema, include_columns=schema.names)
+            batches = (
+                piece for block in pacsv.open_csv(file, convert_options=convert) for piece in _slices(block, batch_size)
+            )
+        for batch in batches:
+            if batch.num_rows:
+                yield batch if batch.schema == schema else batch.select(schema.names).cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, KeyError, OSError) as exc:
+        raise InvalidInputError(
+            f"cannot read {file!r} with the input's columns and types: {exc}", field="input"
+        ) from exc
+
+
+def _slices(batch: pa.RecordBatch, size: int) -> Iterator[pa.RecordBatch]:
+    for start in range(0, batch.num_rows, size):
+        yield batch.slice(start, size)
 
 
 def _input_files(text: str) -> list[str]:

@@ -14,13 +14,16 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
 from shipyard.registry import LoadedModel
-from shipyard.serving._batch_io import BatchWriter, Source, TempOutput
+from shipyard.serving._batch_io import BatchWriter, Source, TempOutput, pa_schema_of, read_file
 from shipyard.serving._batch_score import BatchScorer, Plan
 from shipyard.serving._models import model_function
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 Progress = Callable[[int, int | None], None]
 
@@ -62,19 +65,15 @@ def partitions(source: Source, *, workers: int) -> list[Partition]:
     return parts
 
 
-def score_partition(model: LoadedModel, plan: Plan, part: Partition, out: str, batch_size: int) -> int:
+def score_partition(
+    model: LoadedModel, plan: Plan, part: Partition, schema: pa.Schema, out: str, batch_size: int
+) -> int:
     """The body of each Ray task: stream one partition through the model into one Parquet part; the rows written."""
-    import pyarrow.dataset as pads
-
-    fragment = next(iter(pads.dataset(part.file, format=part.format).get_fragments()))
-    if part.row_groups is not None:
-        fragment = fragment.subset(row_group_ids=list(part.row_groups))
     scorer = BatchScorer(plan, model_function(model, plan.method))
     writer = BatchWriter(Path(out), "parquet")
     try:
-        for batch in fragment.to_batches(columns=plan.read_columns, batch_size=batch_size):
-            if batch.num_rows:
-                writer.write(scorer.score(batch))
+        for batch in read_file(part.file, part.format, schema, batch_size, row_groups=part.row_groups):
+            writer.write(scorer.score(batch))
     finally:
         writer.close()
     return writer.rows
@@ -100,9 +99,10 @@ def predict_on_ray(
     parts = partitions(source, workers=workers)
     total = sum(p.rows for p in parts if p.rows is not None) if all(p.rows is not None for p in parts) else None
     shared = ray.put(model)
+    schema = pa_schema_of(source.schema, plan.read_columns)
     remote = ray.remote(score_partition).options(max_retries=0)
     pending: dict[Any, int] = {
-        remote.remote(shared, plan, part, str(temp.part(i)), batch_size): i for i, part in enumerate(parts)
+        remote.remote(shared, plan, part, schema, str(temp.part(i)), batch_size): i for i, part in enumerate(parts)
     }
     done = 0
     try:
