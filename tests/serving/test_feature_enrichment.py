@@ -98,7 +98,7 @@ def _definitions(path: Path) -> list[Any]:
     ]
 
 
-def _log_models(versions: dict[str, int]) -> None:
+def _log_models() -> None:
     from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import LinearRegression
 
@@ -106,15 +106,12 @@ def _log_models(versions: dict[str, int]) -> None:
     n = 80
     frame = pd.DataFrame({"clicks": rng.uniform(1, 50, n), "sessions": rng.integers(1, 20, n)})
     target = frame["clicks"] * 0.3 + frame["sessions"] * 1.5
-    churn = reg.log_model(LinearRegression().fit(frame, target), "churn", input_example=frame.head(5))
+    churn = LinearRegression().fit(frame, target)
+    reg.log_model(churn, "churn", input_example=frame.head(5), features="churn_features")
     spend = pd.DataFrame({"clicks": frame["clicks"], "clicks_per_amount": frame["clicks"] / rng.uniform(1, 9, n)})
     spend.loc[::4, "clicks"] = np.nan  # trained with nulls: a model that tolerates them
     nullable = HistGradientBoostingRegressor(max_iter=20, min_samples_leaf=5).fit(spend, target)
-    logged = reg.log_model(nullable, "spend", input_example=spend.head(5))
-    # What log_model(..., features=service) records on the version (the registry's contract).
-    for version, service in ((churn, "churn_features"), (logged, "spend_features")):
-        tags = {"shipyard.feature_service": service, "shipyard.feature_service_version": str(versions[service])}
-        reg.set_model_tags(version.name, tags, version=version.version)
+    reg.log_model(nullable, "spend", input_example=spend.head(5), features="spend_features")
     log_constant_model(0.25, name="plain")
 
 
@@ -134,9 +131,9 @@ def served(online_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     folder = tmp_path_factory.mktemp("store")
     with _store_in(folder) as settings:
         features = FeatureStore(online_store=online_uri)
-        saved = features.apply(_definitions(_history(folder)))
+        features.apply(_definitions(_history(folder)))
         features.materialize(end="now")
-        _log_models({d.name: d.version for d in saved if d.kind == "feature_service"})
+        _log_models()
         slow_batches = BatchingConfig(max_batch_size=128, max_delay_ms=50)  # so concurrent requests meet
         config = ServingConfig(
             models=(ModelSpec("churn/1", batching=slow_batches), ModelSpec("spend/1"), ModelSpec("plain/1")),
@@ -381,3 +378,25 @@ def test_shipyard_serve_takes_the_online_store(served: Served, tmp_path: Path) -
     assert answer.json()["predictions"] == pytest.approx(
         served.expected("churn", "churn_features", {"user_id": [12]}), rel=1e-12
     )
+
+
+def test_a_version_is_fed_the_service_definition_it_was_logged_with(served: Served) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    from shipyard.serving._features import bind_features
+
+    activity = served.features.get_feature_view("activity")
+    served.features.apply([FeatureService("pinned_features", [activity])])
+    frame = pd.DataFrame({"clicks": [1.0, 2.0, 3.0], "sessions": [1, 3, 2]})
+    model = LinearRegression().fit(frame, [1.0, 2.0, 3.0])
+    reg.log_model(model, "pinned", input_example=frame, features="pinned_features")
+    served.features.apply([FeatureService("pinned_features", ["activity:clicks"])], force=True)  # a later version
+
+    stores = open_stores(served.settings)
+    binding = bind_features(reg.load_model("pinned/1"), stores=stores, online_store=served.features.online_uri)
+    assert binding is not None
+    assert binding.service.refs == ("activity:clicks", "activity:sessions")
+    assert binding.prepare([Columns({"user_id": np.array([5])}, 1)]).inputs.data["sessions"].tolist() == (
+        served.online("churn_features", {"user_id": [5]})["sessions"].tolist()
+    )
+    binding.close()
