@@ -22,7 +22,7 @@ import pytest
 from shipyard.config import Settings
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.serving.stream import serve_stream
-from shipyard.testing import port_open
+from shipyard.testing import free_port, port_open
 from tests.conftest import _missing
 from tests.serving.conftest import churn_frame
 
@@ -260,18 +260,25 @@ def test_ctrl_c_stops_after_the_batch_with_status_130(store: Settings, streams: 
     assert streams.client.xpending(streams.source, "shipyard-stream")["pending"] == 0
 
 
-def test_bad_arguments_are_one_line_and_status_2(store: Settings, streams: Streams) -> None:
+def test_bad_input_exits_2_and_an_unreachable_redis_1_each_with_one_line(store: Settings, streams: Streams) -> None:
     _log_forest()
+    nowhere = f"redis://127.0.0.1:{free_port()}/events"  # nothing listens: the work fails (1), the input is fine
     cases = [
         (
             ["nothing@champion", "--source", streams.source_uri, "--sink", streams.sink_uri],
-            "model 'nothing' does not exist",
+            2,
+            "model 'nothing' does not",
         ),
-        (["forest@champion", "--source", "kafka://h/x", "--sink", streams.sink_uri], "source must look like redis://"),
+        (
+            ["forest@champion", "--source", "kafka://h/x", "--sink", streams.sink_uri],
+            2,
+            "source must look like redis://",
+        ),
+        (["forest@champion", "--source", nowhere, "--sink", streams.sink_uri], 1, "Redis at redis://127.0.0.1:"),
     ]
-    for args, message in cases:
+    for args, status, message in cases:
         done = subprocess.run([str(SHIPYARD), "stream", *args], capture_output=True, text=True, timeout=120)
-        assert done.returncode == 2, done.stderr
+        assert done.returncode == status, done.stderr
         assert done.stderr.startswith("error: "), done.stderr
         assert message in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1
@@ -283,4 +290,6 @@ def test_bad_arguments_are_one_line_and_status_2(store: Settings, streams: Strea
     assert caught.value.field == "sink"
     with pytest.raises(InvalidInputError, match="batch_size must be at least 1"):
         serve_stream("forest@champion", streams.source_uri, streams.sink_uri, batch_size=0)
+    with pytest.raises(InvalidInputError, match="block_ms must be at least 0"):
+        serve_stream("forest@champion", streams.source_uri, streams.sink_uri, block_ms=-1)
     assert streams.client.exists(streams.sink) == 0  # nothing written

@@ -34,12 +34,13 @@ def stream(
 ) -> None:
     """Score a Redis Stream continuously (consumer group, at-least-once); SIGTERM or Ctrl-C stops after the batch.
 
-    Each message holds one JSON record in its ``data`` field and a ``request_id``; each
-    prediction goes to the sink with that ``request_id``. Messages that cannot be scored
-    go to SOURCE:dead with the reason.
+    Each message holds one JSON record in its 'data' field and a 'request_id'; each
+    prediction goes to the sink with that request_id. Messages that cannot be scored go to
+    SOURCE:dead with the reason. Exit 1 when Redis fails.
 
     Example: shipyard stream churn@champion --source redis://localhost/events --sink redis://localhost/scores
     """
+    from shipyard.errors import StoreUnavailableError
     from shipyard.serving.stream import serve_stream
 
     received: list[int] = []
@@ -71,6 +72,9 @@ def stream(
             stop=lambda: bool(received),
             on_batch=report,
         )
+    except StoreUnavailableError as exc:  # the work failed (Redis went away), not the input
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -233,8 +233,11 @@ def serve_stream(
         >>> stop = threading.Event()  # doctest: +SKIP
         >>> serve_stream("churn@champion", "redis://h/events", "redis://h/scores", stop=stop.is_set)  # doctest: +SKIP
     """
-    if batch_size < 1:
-        raise InvalidInputError(f"batch_size must be at least 1, got {batch_size}", field="batch_size")
+    for name, value, least in (("batch_size", batch_size, 1), ("block_ms", block_ms, 0)):
+        if value < least:
+            raise InvalidInputError(f"{name} must be at least {least}, got {value}", field=name)
+    if reclaim_idle_ms is not None and reclaim_idle_ms < 0:
+        raise InvalidInputError(f"reclaim_idle_ms must be at least 0, got {reclaim_idle_ms}", field="reclaim_idle_ms")
     source_url, source_stream = parse_stream_uri(source, field="source")
     sink_url, sink_stream = parse_stream_uri(sink, field="sink")
     if (source_url, source_stream) == (sink_url, sink_stream):
