@@ -400,3 +400,36 @@ def test_a_version_is_fed_the_service_definition_it_was_logged_with(served: Serv
         served.online("churn_features", {"user_id": [5]})["sessions"].tolist()
     )
     binding.close()
+
+
+def test_a_swap_rebinds_the_features_of_the_new_version(served: Served) -> None:
+    from sklearn.dummy import DummyRegressor
+
+    frame = pd.DataFrame({"clicks": [1.0, 2.0], "sessions": [1, 2]})
+    first = reg.log_model(
+        DummyRegressor(constant=1.0, strategy="constant").fit(frame, [0, 0]),
+        "swapped",
+        input_example=frame,
+        features="churn_features",
+    )
+    reg.set_alias("swapped", "live", first.version)
+    app = create_app(
+        ServingConfig(models=(ModelSpec("swapped@live"),), poll_interval=0, online_store=served.features.online_uri)
+    )
+    with running(app) as url:
+        assert _predict(url, "swapped", [{"user_id": 1}]).json()["predictions"] == [1.0]
+        second = reg.log_model(
+            DummyRegressor(constant=7.0, strategy="constant").fit(frame, [0, 0]),
+            "swapped",
+            input_example=frame,
+            features="churn_features",
+        )
+        reg.set_alias("swapped", "live", second.version)
+        assert httpx.post(f"{url}/admin/reload").json()["swapped"] == ["swapped@live"]
+        assert _predict(url, "swapped", [{"user_id": 1}]).json()["predictions"] == [7.0]
+        assert _predict(url, "swapped", [{"user_id": MISSING_USER}]).status_code == 422
+        plain = log_constant_model(3.0, name="swapped")  # a version without features: served on its columns again
+        reg.set_alias("swapped", "live", plain)
+        assert httpx.post(f"{url}/admin/reload").json()["swapped"] == ["swapped@live"]
+        assert _predict(url, "swapped", [PLAIN_ROW]).json()["predictions"] == [3.0]
+        assert "unexpected column 'user_id'" in _predict(url, "swapped", [{"user_id": 1}]).json()["error"]
