@@ -103,7 +103,7 @@ def _in_range(ref: ArtifactRef, start: float | None, end: float | None) -> bool:
     return (end is None or first < end) and (start is None or first >= start - _PARTITION_SPAN)
 
 
-def _read(stores: Stores, refs: Sequence[ArtifactRef]) -> pd.DataFrame | None:
+def _read(stores: Stores, refs: Sequence[ArtifactRef], columns: Sequence[str] | None = None) -> pd.DataFrame | None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -113,7 +113,7 @@ def _read(stores: Stores, refs: Sequence[ArtifactRef]) -> pd.DataFrame | None:
         if ref.digest in seen:
             continue
         seen.add(ref.digest)
-        tables.append(pq.read_table(io.BytesIO(stores.artifacts.get_bytes(ref.digest))))
+        tables.append(pq.read_table(io.BytesIO(stores.artifacts.get_bytes(ref.digest)), columns=columns))
     if not tables:
         return None
     frame: pd.DataFrame = pa.concat_tables(tables, promote_options="default").to_pandas()
@@ -121,19 +121,26 @@ def _read(stores: Stores, refs: Sequence[ArtifactRef]) -> pd.DataFrame | None:
 
 
 def read_predictions(
-    stores: Stores, runs: Sequence[ArmRun], *, start: float | None = None, end: float | None = None
+    stores: Stores,
+    runs: Sequence[ArmRun],
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """The logged predictions of ``runs`` with ``start <= _timestamp < end``, each with ``_row`` and ``_run``.
 
     ``_row`` numbers the rows of one request (0, 1, ...), so a request of several rows
-    takes one label per row, in order.
+    takes one label per row, in order. ``columns`` reads only those (with ``_request_id``
+    and ``_timestamp``, which the window and ``_row`` need).
     """
     import pandas as pd
 
     frames = []
     for run in runs:
         refs = [r for r in stores.runs.list_artifacts(run.run_id, PREFIX + "/") if _in_range(r, start, end)]
-        frame = _read(stores, refs)
+        wanted = None if columns is None else list(dict.fromkeys(["_request_id", "_timestamp", *columns]))
+        frame = _read(stores, refs, wanted)
         if frame is None:
             continue
         frame["_row"] = frame.groupby("_request_id", sort=False).cumcount()

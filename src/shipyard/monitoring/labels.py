@@ -77,7 +77,7 @@ def log_labels(
     runs = arm_runs(stores, model)
     incoming = pd.DataFrame({"_request_id": ids, "label": values})
     incoming["_row"] = incoming.groupby("_request_id", sort=False).cumcount()
-    logged = read_predictions(stores, runs)[["_run", "_request_id", "_row"]]
+    logged = read_predictions(stores, runs, columns=["_request_id"])[["_run", "_request_id", "_row"]]
     matched = incoming.merge(logged, on=["_request_id", "_row"], how="inner")
     known = incoming.merge(
         logged[["_request_id", "_row"]].drop_duplicates(), on=["_request_id", "_row"], how="left", indicator=True
