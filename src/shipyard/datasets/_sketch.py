@@ -53,10 +53,13 @@ class QuantileSketch:
         return QuantileSketch(out)
 
     def cdf(self, points: Sequence[float] | np.ndarray) -> np.ndarray:
-        """The share of values ``<= p`` for each increasing, unique ``p`` in ``points``."""
+        """The share of values ``<= p`` for each ``p`` in ``points``."""
         if self._kll.is_empty() or len(points) == 0:
             return np.zeros(len(points))
-        return np.asarray(self._kll.get_cdf(list(map(float, points)), True)[:-1])
+        unique, where = np.unique(np.asarray(points, dtype=float), return_inverse=True)
+        found = np.asarray(self._kll.get_cdf(unique.tolist(), True)[:-1])
+        result: np.ndarray = found[where]
+        return result
 
     def quantiles(self, ranks: Sequence[float] | np.ndarray) -> np.ndarray:
         """The values at the normalized ``ranks`` (each in [0, 1])."""

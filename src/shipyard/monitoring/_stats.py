@@ -21,21 +21,35 @@ PSI_BINS = 10
 GRID = 1024  # quantiles read from each sketch to rebuild its distribution function
 
 
-def support(ref: NumericSummary, cur: NumericSummary) -> np.ndarray:
-    """The points where either side's distribution function steps (all values, or a quantile grid)."""
-    parts = []
+def distribution_functions(ref: NumericSummary, cur: NumericSummary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both sides' distribution functions at every point where either steps (all values, or a quantile grid)."""
+    if ref.values is not None and cur.values is not None and ref.count and cur.count:
+        return _exact_functions(ref.values, cur.values)
     ranks = (np.arange(GRID) + 0.5) / GRID
-    for side in (ref, cur):
-        parts.append(side.values if side.values is not None else side.quantiles(ranks))
-        parts.append(np.array([side.min, side.max]))
-    return np.unique(np.concatenate(parts))
+    parts = [
+        side.values if side.values is not None else np.concatenate([[side.min], side.quantiles(ranks), [side.max]])
+        for side in (ref, cur)
+    ]
+    points = np.unique(np.concatenate(parts))
+    return points, ref.cdf(points), cur.cdf(points)
 
 
-def ks_statistic(ref: NumericSummary, cur: NumericSummary, points: np.ndarray) -> float:
-    """The largest gap between the two distribution functions (Kolmogorov-Smirnov D)."""
-    if not points.size:
-        return 0.0
-    return float(np.max(np.abs(ref.cdf(points) - cur.cdf(points))))
+def _exact_functions(ref: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    # Two sorted runs: a stable argsort merges them in linear time, and running counts of each
+    # side's values along the merge are both distribution functions (read at the last of equal values).
+    merged = np.concatenate([ref, cur])
+    order = np.argsort(merged, kind="stable")
+    points = merged[order]
+    from_cur = order >= ref.size
+    last = np.flatnonzero(np.diff(points) != 0)
+    last = np.append(last, points.size - 1)
+    seen_cur = np.cumsum(from_cur)[last]
+    return points[last], (last + 1 - seen_cur) / ref.size, seen_cur / cur.size
+
+
+def ks_statistic(f_ref: np.ndarray, f_cur: np.ndarray) -> float:
+    """The largest gap between two distribution functions (Kolmogorov-Smirnov D)."""
+    return float(np.max(np.abs(f_ref - f_cur))) if f_ref.size else 0.0
 
 
 def ks_pvalue(d: float, n: int, m: int) -> float:
@@ -59,12 +73,11 @@ def kolmogorov_sf(x: float) -> float:
     return min(1.0, max(0.0, 2.0 * total))
 
 
-def wasserstein(ref: NumericSummary, cur: NumericSummary, points: np.ndarray) -> float:
-    """The earth mover's distance: the area between the two distribution functions."""
+def wasserstein(points: np.ndarray, f_ref: np.ndarray, f_cur: np.ndarray) -> float:
+    """The earth mover's distance: the area between two distribution functions stepping at ``points``."""
     if points.size < 2:
         return 0.0
-    gaps = np.abs(ref.cdf(points[:-1]) - cur.cdf(points[:-1]))
-    return float(np.sum(gaps * np.diff(points)))
+    return float(np.sum(np.abs(f_ref[:-1] - f_cur[:-1]) * np.diff(points)))
 
 
 def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:

@@ -220,9 +220,9 @@ def compare_column(
 def _numeric(ref: NumericSummary, cur: NumericSummary) -> tuple[dict[str, float], Distribution | None]:
     if not ref.count or not cur.count:
         return {}, None
-    points = _stats.support(ref, cur)
-    d = _stats.ks_statistic(ref, cur, points)
-    distance = _stats.wasserstein(ref, cur, points)
+    points, f_ref, f_cur = _stats.distribution_functions(ref, cur)
+    d = _stats.ks_statistic(f_ref, f_cur)
+    distance = _stats.wasserstein(points, f_ref, f_cur)
     psi_ref, psi_cur = _stats.numeric_bins(ref, cur, _stats.psi_edges(ref))
     edges = np.asarray(ref.edges[1:-1])
     hist_ref, hist_cur = _stats.numeric_bins(ref, cur, edges)
