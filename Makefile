@@ -51,11 +51,13 @@ bench: $(STAMP)
 	bash benchmarks/setup_prefect.sh
 	bash benchmarks/setup_serving_peers.sh
 	bash benchmarks/setup_feast.sh
+	bash benchmarks/setup_evidently.sh
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/flows.py
 	$(BIN)/python benchmarks/serving.py
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/streaming.py
+	$(BIN)/python benchmarks/monitoring.py
 
 clean:
 	rm -rf $(VENV) .shipyard .pytest_cache .mypy_cache .ruff_cache
