@@ -35,6 +35,7 @@ from shipyard.registry import model_card
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))  # make_data beside this file, however the demo is started
+from batch_step import score_file  # noqa: E402
 from make_data import write_history  # noqa: E402
 from monitor_step import monitor_step  # noqa: E402
 from stream_step import stream_predictions  # noqa: E402
@@ -240,6 +241,7 @@ def main() -> None:
     console.print(render_lineage(client.lineage("churn@champion")))
     console.print(render_lineage(client.lineage("feature_view:customer_activity")))
     serve_and_show_metrics(store, service, test["user_id"])
+    score_file(test[["user_id", *FEATURES]], console)
     stream_predictions(test[FEATURES].head(200), console)
     monitor_step(test[[*FEATURES, "churned"]], console)
     store.close()
