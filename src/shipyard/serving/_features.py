@@ -30,7 +30,7 @@ from shipyard.errors import InvalidInputError, SchemaMismatchError, ShipyardErro
 from shipyard.features import FeatureService, FeatureStore, open_online_store
 from shipyard.registry import LoadedModel
 from shipyard.registry.models import ColumnSpec, Signature
-from shipyard.serving.batcher import Prepared
+from shipyard.serving.batcher import Prepare, Prepared
 from shipyard.serving.validation import KEY, Array, Columns, check_columns
 from shipyard.store import Stores
 
@@ -65,6 +65,8 @@ class FeatureBinding:
         signature: The model's signature, which the assembled input is checked against.
         full_names: Whether the signature names features ``view__feature``.
         views: Each fetched feature's column name and the view it comes from (for statuses).
+        model: The model's reference (``churn/3``), for messages.
+        keys: The entity id columns.
     """
 
     service: FeatureService
@@ -74,13 +76,9 @@ class FeatureBinding:
     full_names: bool
     views: Mapping[str, str]
     model: str
+    keys: frozenset[str]
 
-    @property
-    def keys(self) -> list[str]:
-        """The entity id columns a request carries."""
-        return [c.name for c in self.request_signature.inputs if c.type == KEY]
-
-    def preparer(self, observe_rows: Callable[[float], None], observe_seconds: Callable[[float], None]) -> Any:
+    def preparer(self, observe_rows: Callable[[float], None], observe_seconds: Callable[[float], None]) -> Prepare:
         """The batcher's ``prepare`` hook; ``observe_*`` record each read's entity rows and duration."""
 
         def prepare(parts: Sequence[Columns]) -> Prepared:
@@ -140,7 +138,8 @@ class FeatureBinding:
         return failed
 
     def _problem(self, sent: Mapping[str, Array], row: int, view: str, status: str) -> str:
-        entity = ", ".join(f"{key}={_value(sent[key][row])}" for key in self.keys)
+        keys = [c.name for c in self.request_signature.inputs if c.type == KEY]
+        entity = ", ".join(f"{key}={_value(sent[key][row])}" for key in keys)
         if status == "expired":
             ttl = self.store.get_feature_view(view).max_age
             return f"entity {entity} has no value in feature view {view!r} newer than its ttl ({ttl})"
@@ -277,4 +276,5 @@ def _bind(store: FeatureStore, service: FeatureService, signature: Signature, mo
         full_names=full_names,
         views={n: v for n, v in features.items() if v in fetched},
         model=model,
+        keys=frozenset(keys),
     )
