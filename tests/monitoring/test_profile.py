@@ -223,6 +223,18 @@ def test_log_model_stores_the_training_profile(settings: Settings) -> None:
         sy.log_model(model, "other", training_data=pd.DataFrame({"unrelated": ["a", "b"]}))
 
 
+def test_training_data_as_an_array_is_named_like_the_model_input(settings: Settings) -> None:
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(200, 3))
+    model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    sy.log_model(model, "arrays", input_example=x[:2], training_data=x)
+    stored = training_profile("arrays/1")
+    assert list(stored.columns) == ["f0", "f1", "f2", "prediction"]
+    assert stored.columns["f1"].count == 200
+    shifted = x + np.array([0.0, 0.0, 3.0])
+    assert drift(stored, pd.DataFrame(shifted, columns=["f0", "f1", "f2"])).drifted == ["f2"]
+
+
 def test_profile_dataset_is_computed_once_and_stored(settings: Settings) -> None:
     frame = big(5_000)
     sy.log_dataset(frame, name="events")

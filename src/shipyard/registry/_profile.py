@@ -17,7 +17,7 @@ from shipyard.datasets.profile import iter_batches, profile
 from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.registry._flavors import Flavor
 from shipyard.registry.models import Signature
-from shipyard.registry.signature import check_input
+from shipyard.registry.signature import check_input, to_frame
 
 PROFILE_FILE = "profile.json"
 PREDICTION = "prediction"
@@ -26,7 +26,13 @@ PREDICTION = "prediction"
 def write_training_profile(
     flavor: Flavor, folder: Path, options: Mapping[str, Any], signature: Signature | None, data: Any
 ) -> None:
-    """Profile ``data`` with the reloaded model's predictions on it into ``folder/profile.json``."""
+    """Profile ``data`` with the reloaded model's predictions on it into ``folder/profile.json``.
+
+    Arrays, dicts of lists and lists of records are named as the model's input is (the
+    signature's names, else ``f0``, ``f1``, ...), so the profile's columns are the ones serving logs.
+    """
+    if isinstance(data, np.ndarray | list | tuple | Mapping):
+        data = to_frame(data, None if signature is None else signature.input_names)
     schema, batches = iter_batches(data)
     if schema is None:
         raise InvalidInputError("training_data has no rows to profile", field="training_data")
