@@ -95,6 +95,14 @@ def test_numeric_statistics_equal_scipy_on_exact_values() -> None:
     assert s["js"] == pytest.approx(jensenshannon(ref_hist, cur_hist), abs=1e-4)  # shares rounded to 5 digits
 
 
+def test_tables_in_memory_give_exact_statistics_past_the_profile_limit() -> None:
+    rng = np.random.default_rng(12)
+    a, b = rng.normal(0.0, 1.0, 40_000), rng.normal(0.05, 1.0, 30_000)
+    s = drift(pa.table({"x": a}), pd.DataFrame({"x": b})).columns["x"].statistics
+    assert s["ks"] == pytest.approx(ks_2samp(a, b).statistic, abs=1e-12)
+    assert s["wasserstein"] == pytest.approx(wasserstein_distance(a, b), rel=1e-9)
+
+
 @pytest.mark.parametrize(("n", "tolerance"), [(40, 0.025), (120, 0.025), (400, 0.01), (1000, 0.01)])
 def test_ks_pvalue_matches_scipy_asymptotic_across_sizes(n: int, tolerance: float) -> None:
     rng = np.random.default_rng(n)

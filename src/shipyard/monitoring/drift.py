@@ -8,8 +8,11 @@ divided by the reference's standard deviation (flagged at 0.1); a categorical co
 chi-square (p below 0.05) when both sides are small, else with the Jensen-Shannon distance
 (flagged at 0.1). PSI is flagged at 0.2, the usual "significant shift" line.
 
-A reference or current that is a :class:`Profile` is compared through its sketches, so a
-stored reference profile and a current table streamed in batches are never both in memory.
+Statistics are exact (equal to scipy's) when both tables are in memory (DataFrames, Arrow
+tables), up to ``IN_MEMORY_LIMIT`` values a column; else they are read from the profiles'
+quantile sketches, within their rank error. A reference or current that is a :class:`Profile`
+(or a path, a reader, batches) is compared that way, so a stored reference profile and a
+current table streamed in batches are never both in memory.
 
 Example:
     >>> report = drift(reference_df, current_df)  # doctest: +SKIP
@@ -45,7 +48,8 @@ DEFAULT_THRESHOLDS: dict[str, float] = {"ks": 0.05, "chi2": 0.05, "wasserstein":
 PVALUE_METHODS = frozenset({"ks", "chi2"})  # flagged below the threshold; the others at or above it
 SCORES = {"ks": "ks_pvalue", "chi2": "chi2_pvalue", "wasserstein": "wasserstein_norm", "js": "js", "psi": "psi"}
 METHODS_BY_KIND = {"numeric": ("ks", "wasserstein", "psi", "js"), "categorical": ("chi2", "js", "psi")}
-_UNLIMITED = 2**62
+# Values kept per column for exact statistics when both tables are in memory anyway (8 MB a column at most).
+IN_MEMORY_LIMIT = 1_000_000
 _MAX_LABELS = 30  # categories drawn in a report; the statistics use all of them
 
 
@@ -158,7 +162,7 @@ def drift(
         >>> drift(ref_df, cur_df, thresholds={"wasserstein": 0.2}, methods={"age": "psi"}).drifted  # doctest: +SKIP
     """
     # Tables both in memory already: keep every value for exact statistics instead of sketching.
-    limit = _UNLIMITED if in_memory(reference) and in_memory(current) else EXACT_LIMIT
+    limit = IN_MEMORY_LIMIT if in_memory(reference) and in_memory(current) else EXACT_LIMIT
     if isinstance(reference, Profile):
         ref = reference
     else:
