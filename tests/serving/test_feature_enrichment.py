@@ -402,29 +402,23 @@ def test_a_version_is_fed_the_service_definition_it_was_logged_with(served: Serv
     binding.close()
 
 
-def test_a_swap_rebinds_the_features_of_the_new_version(served: Served) -> None:
+def _constant_by_id(value: float) -> int:
+    """A model version fed by ``churn_features`` that always predicts ``value``."""
     from sklearn.dummy import DummyRegressor
 
     frame = pd.DataFrame({"clicks": [1.0, 2.0], "sessions": [1, 2]})
-    first = reg.log_model(
-        DummyRegressor(constant=1.0, strategy="constant").fit(frame, [0, 0]),
-        "swapped",
-        input_example=frame,
-        features="churn_features",
-    )
-    reg.set_alias("swapped", "live", first.version)
+    model = DummyRegressor(constant=value, strategy="constant").fit(frame, [0, 0])
+    return reg.log_model(model, "swapped", input_example=frame, features="churn_features").version
+
+
+def test_a_swap_rebinds_the_features_of_the_new_version(served: Served) -> None:
+    reg.set_alias("swapped", "live", _constant_by_id(1.0))
     app = create_app(
         ServingConfig(models=(ModelSpec("swapped@live"),), poll_interval=0, online_store=served.features.online_uri)
     )
     with running(app) as url:
         assert _predict(url, "swapped", [{"user_id": 1}]).json()["predictions"] == [1.0]
-        second = reg.log_model(
-            DummyRegressor(constant=7.0, strategy="constant").fit(frame, [0, 0]),
-            "swapped",
-            input_example=frame,
-            features="churn_features",
-        )
-        reg.set_alias("swapped", "live", second.version)
+        reg.set_alias("swapped", "live", _constant_by_id(7.0))
         assert httpx.post(f"{url}/admin/reload").json()["swapped"] == ["swapped@live"]
         assert _predict(url, "swapped", [{"user_id": 1}]).json()["predictions"] == [7.0]
         assert _predict(url, "swapped", [{"user_id": MISSING_USER}]).status_code == 422
