@@ -209,9 +209,9 @@ def test_existing_output_is_refused_without_overwrite(model: RandomForestClassif
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [SHIPYARD, "predict", *args], cwd=cwd, env=os.environ.copy(), capture_output=True, text=True, timeout=120
-    )
+    # The repository root on the path: a model class defined in this file is pickled by reference to it.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    return subprocess.run([SHIPYARD, "predict", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_cli_scores_keeps_ids_and_refuses_bad_input_with_exit_2(model: RandomForestClassifier, work: Path) -> None:
@@ -239,6 +239,46 @@ def test_cli_scores_keeps_ids_and_refuses_bad_input_with_exit_2(model: RandomFor
     assert not (work / "bad_out.parquet").exists()
     assert not (work / "x.parquet").exists()
     assert not [p for p in work.iterdir() if p.name.startswith(".")]  # no temporary files
+
+
+class Failing:
+    """A model that raises on more than ten rows (so its five-row example passes): the job's failure, not the user's."""
+
+    def predict(self, data: pd.DataFrame) -> np.ndarray[Any, Any]:
+        if len(data) > 10:
+            raise ZeroDivisionError("the model divided by zero")
+        return np.zeros(len(data))
+
+
+def test_cli_a_model_that_raises_exits_1_and_writes_nothing(settings: Settings, work: Path) -> None:
+    reg.log_model(Failing(), "failing", input_example=_frame(5)[FEATURES])
+    _frame().to_parquet(work / "in.parquet")
+    failed = _cli("failing", "in.parquet", "out.parquet", cwd=work)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines() == [
+        "error: model failing/1 failed on a batch: ZeroDivisionError: the model divided by zero"
+    ]
+    assert _files(work) == ["in.parquet"]
+
+
+def test_string_columns_and_a_pipeline_model(settings: Settings, work: Path) -> None:
+    """String inputs go through the checked-columns path; a CSV's strings reach the pipeline as strings."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    data = _frame().assign(plan=lambda f: np.where(f["age"] > 50, "gold", "basic"))
+    columns = [*FEATURES, "plan"]
+    encode = ColumnTransformer([("plan", OneHotEncoder(), ["plan"])], remainder="passthrough")
+    pipeline = Pipeline([("encode", encode), ("fit", LogisticRegression(max_iter=500))])
+    pipeline.fit(data[columns], data["tenure"] > 30)
+    reg.log_model(pipeline, "plans", input_example=data[columns].head(5))
+    data.to_csv(work / "in.csv", index=False)
+    predict_batch("plans", work / "in.csv", work / "out.parquet", batch_size=100)
+    out = pd.read_parquet(work / "out.parquet")
+    assert list(out.columns) == ["customer_id", "prediction"]
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), pipeline.predict(data[columns]))
 
 
 @pytest.fixture(scope="module")
