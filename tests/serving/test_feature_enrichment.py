@@ -200,6 +200,21 @@ def test_the_v2_route_takes_entity_ids(served: Served) -> None:
     assert [i["name"] for i in spend["inputs"]] == ["user_id", "amount"]
 
 
+def test_tritonclient_sends_entity_ids_as_binary_bytes(served: Served) -> None:
+    import tritonclient.http as triton
+
+    ids = triton.InferInput("user_id", [3], "BYTES")
+    ids.set_data_from_numpy(np.array([b"4", b"9", b"30"], dtype=object), binary_data=True)
+    client = triton.InferenceServerClient(served.url.removeprefix("http://"))
+    try:
+        result = client.infer("churn", [ids])
+    finally:
+        client.close()
+    (output,) = result.get_response()["outputs"]
+    expected = served.expected("churn", "churn_features", {"user_id": [4, 9, 30]})
+    assert result.as_numpy(output["name"]).tolist() == pytest.approx(expected, rel=1e-12)
+
+
 def test_a_missing_entity_is_refused_naming_it_and_the_view(served: Served) -> None:
     answer = _predict(served.url, "churn", [{"user_id": 1}, {"user_id": MISSING_USER}])
     assert answer.status_code == 422

@@ -181,13 +181,21 @@ def _keys(array: Array) -> Array | None:
     kind = array.dtype.kind
     if kind in "iu":
         return array.astype(np.int64, copy=False)
-    if kind in "UO":
-        values = array.tolist()
-        if all(isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)) for v in values):
-            result = np.empty(len(values), dtype=object)
-            result[:] = values
-            return result
-    return None
+    if kind not in "USO":
+        return None
+    ids: list[object] = []
+    for value in array.tolist():
+        if isinstance(value, bytes):  # a v2 BYTES tensor in binary
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            return None
+        ids.append(value)
+    result = np.empty(len(ids), dtype=object)
+    result[:] = ids
+    return result
 
 
 def _strings(array: Array) -> Array | None:
