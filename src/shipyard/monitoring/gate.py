@@ -15,12 +15,14 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shipyard.errors import InvalidInputError
 from shipyard.monitoring._logs import arm_runs, labelled_predictions, parse_window
+from shipyard.monitoring.monitor import EXPERIMENT
 from shipyard.monitoring.performance import CLASSIFICATION_METRICS, LOWER_IS_BETTER, check_metric, evaluate
 from shipyard.registry import get_model, get_model_version, load_model, set_alias, set_model_tags
 from shipyard.tracking.api import HasStores, resolve_stores, start_run
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from shipyard.monitoring.experiments import ArmComparison
-
-EXPERIMENT = "monitoring"
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,11 +196,7 @@ def _record(decision: GateDecision, client: HasStores | None) -> GateDecision:
         version=decision.challenger,
         client=client,
     )
-    return GateDecision(**{**_fields(decision), "run_id": run.id})
-
-
-def _fields(decision: GateDecision) -> dict[str, Any]:
-    return {name: getattr(decision, name) for name in GateDecision.__dataclass_fields__}
+    return dataclasses.replace(decision, run_id=run.id)
 
 
 def promote_if_recommended(

@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -259,13 +260,9 @@ def _store(stores: Stores, report: MonitorReport, client: HasStores | None) -> M
         finite = {_metric_key(k): v for k, v in report.values.items() if not math.isnan(v)}
         if finite:
             run.log_metrics(finite, step=report.step)
-        stored = MonitorReport(**{**_fields(report), "run_id": run.id})
+        stored = dataclasses.replace(report, run_id=run.id)
         run.log_text(json.dumps(stored.to_dict(), default=str), REPORT_FILE)
     return stored
-
-
-def _fields(report: MonitorReport) -> dict[str, Any]:
-    return {name: getattr(report, name) for name in MonitorReport.__dataclass_fields__}
 
 
 def history(ref: str, *, limit: int = 500, client: HasStores | None = None) -> list[dict[str, Any]]:
