@@ -39,7 +39,9 @@ def test_labels_join_their_own_predictions_and_windows_score_them(settings: Sett
     assert windowed_performance("other", window="1h", start=T0, end=T0 + 3600).windows[0].rows == 0
 
 
-def test_a_later_label_replaces_an_earlier_one_and_regression_metrics_follow(settings: Settings, stores: Stores) -> None:
+def test_a_later_label_replaces_an_earlier_one_and_regression_metrics_follow(
+    settings: Settings, stores: Stores
+) -> None:
     write_log(stores, model="price", inputs={"x": np.arange(3.0)}, outputs=np.array([1.0, 2.0, 3.0]), at=T0 + 5)
     sy.log_labels(["r0", "r1", "r2"], [0.0, 0.0, 0.0], model="price", timestamp=T0 + 100)
     sy.log_labels(["r0", "r1", "r2"], [1.0, 2.0, 5.0], model="price", timestamp=T0 + 200)
@@ -71,3 +73,8 @@ def test_bad_labels_name_the_field(settings: Settings, stores: Stores) -> None:
     with pytest.raises(InvalidInputError, match="labels must be numbers or booleans") as exc:
         sy.log_labels(["a"], ["yes"])
     assert exc.value.field == "labels"
+    with pytest.raises(InvalidInputError, match="request_ids is empty"):
+        sy.log_labels([], [])
+    with pytest.raises(InvalidInputError, match="timestamp must be epoch seconds") as exc:
+        sy.log_labels(["a"], [1], timestamp="yesterday")  # type: ignore[arg-type]
+    assert exc.value.field == "timestamp"

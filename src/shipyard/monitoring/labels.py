@@ -73,6 +73,8 @@ def log_labels(
     import pandas as pd
 
     ids, values = _check(request_ids, labels)
+    if timestamp is not None and (isinstance(timestamp, bool) or not isinstance(timestamp, int | float)):
+        raise InvalidInputError(f"timestamp must be epoch seconds (a number), got {timestamp!r}", field="timestamp")
     stores = resolve_stores(client)
     runs = arm_runs(stores, model)
     incoming = pd.DataFrame({"_request_id": ids, "label": values})
