@@ -52,22 +52,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from serving import QUIET, TRUSTED  # the peers' telemetry off, skops' trusted tree type
+
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / ".venv-peers" / "bin"
 SHIPYARD = Path(sys.executable).with_name("shipyard")
 FEATURES = [f"f{i}" for i in range(20)]
 ROW_GROUP = 100_000
 BATCH = 65_536
-QUIET = {
-    "DO_NOT_TRACK": "true",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING": "false",
-    "GIT_PYTHON_REFRESH": "quiet",
-    "OMP_NUM_THREADS": os.environ["OMP_NUM_THREADS"],
-    "PYTHONWARNINGS": "ignore",
-}
-# MLflow 3.17 saves scikit-learn models with skops, which asks for HistGradientBoosting's tree type to be trusted.
-TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 FLOOR = """
 import pickle, sys
 import numpy as np, pandas as pd

@@ -6,7 +6,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from shipyard.errors import InvalidInputError, NotFoundError, SchemaMismatchErro
 from shipyard.lineage import build_lineage
 from shipyard.serving.batch import SqlQuery, predict_batch
 from shipyard.store import open_stores
-from shipyard.testing import in_ci
+from tests.flows.test_ray import local_ray  # noqa: F401 (the fixture: a small local Ray, as flows tests start it)
 from tests.serving.conftest import SlowModel
 
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
@@ -281,25 +280,10 @@ def test_string_columns_and_a_pipeline_model(settings: Settings, work: Path) -> 
     np.testing.assert_array_equal(out["prediction"].to_numpy(), pipeline.predict(data[columns]))
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """A small local Ray for this module (two CPUs, no dashboard), as the flows tests start one."""
-    try:
-        import ray
-    except ImportError:  # pragma: no cover - depends on the environment
-        if in_ci():
-            pytest.fail("ray is not installed (CI=true: the ray extra must be installed)")
-        pytest.skip("ray is not installed: pip install 'shipyard[ray]'")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 @pytest.mark.ray
+@pytest.mark.usefixtures("local_ray")
 def test_ray_executor_writes_one_part_per_partition_with_the_same_predictions(
-    local_ray: None, sqlite_model: RandomForestClassifier, work: Path
+    sqlite_model: RandomForestClassifier, work: Path
 ) -> None:
     data = _frame(1200)
     data.iloc[:800].to_parquet(work / "a.parquet", row_group_size=100)

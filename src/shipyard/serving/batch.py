@@ -188,32 +188,21 @@ def _with_lineage(
 
 
 def _register_output(stores: Stores, run_id: str, out: Path, name: str, rows: int) -> DatasetVersion:
-    if out.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
-
-        return register(
-            stores,
-            run_id,
-            name=name,
-            role="output",
-            parquet=out,
-            source=str(out.resolve()),
-            num_rows=rows,
-            schema=pq.read_schema(out),
-        )
+    """The output as a dataset version: a Parquet file as it is, a CSV file or a folder of parts copied to one."""
     copy = out.parent / f".{out.name}.lineage-{run_id[:12]}.parquet"
     try:
-        written = open_source(str(out), batch_size=DEFAULT_BATCH_SIZE)
-        parquet_copy(written.batches(list(written.schema.names), DEFAULT_BATCH_SIZE), copy)
+        if out.suffix.lower() in (".parquet", ".pq"):
+            parquet = out
+        else:
+            written = open_source(str(out), batch_size=DEFAULT_BATCH_SIZE)
+            parquet_copy(written.batches(list(written.schema.names), DEFAULT_BATCH_SIZE), copy)
+            parquet = copy
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(parquet)
+        source = str(out.resolve())
         return register(
-            stores,
-            run_id,
-            name=name,
-            role="output",
-            parquet=copy,
-            source=str(out.resolve()),
-            num_rows=rows,
-            schema=written.schema,
+            stores, run_id, name=name, role="output", parquet=parquet, source=source, num_rows=rows, schema=schema
         )
     finally:
         copy.unlink(missing_ok=True)
