@@ -352,7 +352,9 @@ class _NumericAcc:
                 field=name,
             ) from exc
         values = numbers.to_numpy(zero_copy_only=False)
-        values = values[np.isfinite(values)]  # nulls arrive as NaN; NaN and infinities count as missing
+        finite = np.isfinite(values)  # nulls arrive as NaN; NaN and infinities count as missing
+        if not finite.all():
+            values = values[finite]
         self.missing += len(column) - values.size
         if not values.size:
             return
@@ -376,7 +378,10 @@ class _NumericAcc:
             self.kept = None
 
     def finish(self) -> NumericSummary:
-        values = np.sort(np.concatenate(self.kept)) if self.kept else (np.empty(0) if self.kept == [] else None)
+        values = None
+        if self.kept is not None:
+            values = np.concatenate(self.kept) if self.kept else np.empty(0)
+            values.sort()  # in place: concatenate already copied
         return _finish_numeric(
             count=self.count,
             missing=self.missing,
