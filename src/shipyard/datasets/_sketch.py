@@ -43,7 +43,7 @@ class QuantileSketch:
     def update(self, values: np.ndarray) -> None:
         """Add finite float64 values (the caller drops nulls and NaN)."""
         if values.size:
-            self._kll.update(np.ascontiguousarray(values, dtype=np.float64))
+            self._kll.update(np.require(values, np.float64, ["C", "W"]))  # the binding refuses read-only views
 
     def merged(self, other: QuantileSketch) -> QuantileSketch:
         """A new sketch of both inputs; neither is changed."""
