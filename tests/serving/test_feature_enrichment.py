@@ -442,3 +442,13 @@ def test_a_swap_rebinds_the_features_of_the_new_version(served: Served) -> None:
         assert httpx.post(f"{url}/admin/reload").json()["swapped"] == ["swapped@live"]
         assert _predict(url, "swapped", [PLAIN_ROW]).json()["predictions"] == [3.0]
         assert "unexpected column 'user_id'" in _predict(url, "swapped", [{"user_id": 1}]).json()["error"]
+
+
+def test_the_online_store_comes_from_the_settings_by_default(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_ONLINE_STORE", served.features.online_uri)
+    with running(create_app(ServingConfig(models=(ModelSpec("churn/1"),), poll_interval=0))) as url:
+        answer = _predict(url, "churn", [{"user_id": 21}])
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == pytest.approx(
+        served.expected("churn", "churn_features", {"user_id": [21]}), rel=1e-12
+    )
