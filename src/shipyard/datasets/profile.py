@@ -1,18 +1,18 @@
 """Profiles: compact, mergeable summaries of a table, computed in one pass over Arrow batches.
 
-Per numeric column: count, missing (null or NaN), min, max, mean, std, a KLL quantile sketch
-(ranks within ``RANK_ERROR``, see ``_sketch``) and a histogram on ``BINS`` equal-width bins
-between min and max, its counts read from the sketch (or counted, when the values are kept).
-Per categorical column (strings,
-booleans, dictionaries, or any column named in ``categorical=``): the ``TOP_K`` most frequent
-values with their counts and the count of all other values. Up to ``EXACT_LIMIT`` values of
-a numeric column are kept in memory instead of sketched (never serialized: the sketch is built
-from them when the profile is written or merged past the limit), so statistics on small data
-are exact. Profiles merge, so windows combine and data larger than memory streams through.
+Per numeric column: count, missing (null, NaN or infinite), min, max, mean, std, a KLL quantile
+sketch (ranks within ``RANK_ERROR``, see ``_sketch``) and a histogram on ``BINS`` equal-width
+bins between min and max, its counts read from the sketch (or counted, when the values are
+kept). Per categorical column (strings, booleans, dictionaries, or any column named in
+``categorical=``): the ``TOP_K`` most frequent values with their counts and the count of all
+other values. Up to ``EXACT_LIMIT`` values of a numeric column are kept in memory instead of
+sketched (never serialized: the sketch is built from them when the profile is written or
+merged past the limit), so statistics on small data are exact. Profiles merge, so windows
+combine and data larger than memory streams through. The summaries are in ``_summaries``.
 
 Example:
     >>> p = profile(df, prediction="score")  # doctest: +SKIP
-    >>> p.merge(profile(more_df)).columns["age"].quantile(0.5)  # doctest: +SKIP
+    >>> p.merge(profile(more_df)).columns["age"].quantiles([0.5])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,16 @@ import pyarrow.compute as pc
 
 from shipyard.datasets._batches import in_memory, iter_batches
 from shipyard.datasets._sketch import RANK_ERROR, QuantileSketch
+from shipyard.datasets._summaries import (
+    BINS,
+    EXACT_LIMIT,
+    TOP_K,
+    CategoricalSummary,
+    ColumnSummary,
+    NumericSummary,
+    finish_numeric,
+    top_counts,
+)
 from shipyard.errors import InvalidInputError
 
 __all__ = [
@@ -44,173 +54,9 @@ __all__ = [
     "profile",
 ]
 
-BINS = 20
-TOP_K = 100
-EXACT_LIMIT = 10_000
 KIND = "shipyard.profile"
 FORMAT_VERSION = 1
 _TRACKED = 20 * TOP_K  # distinct values counted exactly while profiling, before the rarest fold into "other"
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class NumericSummary:
-    """A numeric column: moments, extremes, a quantile sketch and a histogram."""
-
-    count: int
-    missing: int
-    min: float
-    max: float
-    mean: float
-    std: float
-    sketch: QuantileSketch = field(repr=False)  # empty while ``values`` holds every value: see full_sketch()
-    edges: tuple[float, ...] = ()
-    counts: tuple[float, ...] = ()
-    values: np.ndarray | None = field(default=None, repr=False)  # every value, sorted, when kept
-    _built: list[QuantileSketch] = field(default_factory=list, repr=False)  # full_sketch(), made once
-
-    kind = "numeric"
-
-    @property
-    def missing_rate(self) -> float:
-        """Missing values over all rows; 0 for an empty column."""
-        total = self.count + self.missing
-        return self.missing / total if total else 0.0
-
-    def cdf(self, points: Sequence[float] | np.ndarray) -> np.ndarray:
-        """Share of values ``<= p`` for increasing ``points``: exact with ``values``, else from the sketch."""
-        if self.values is not None:
-            found: np.ndarray = np.searchsorted(self.values, np.asarray(points, dtype=float), side="right")
-            return found / max(self.count, 1)
-        return self.sketch.cdf(points)
-
-    def quantiles(self, ranks: Sequence[float] | np.ndarray) -> np.ndarray:
-        """The values at normalized ``ranks``: exact with ``values``, else from the sketch."""
-        if self.values is not None:
-            if not self.count:
-                return np.full(len(ranks), np.nan)
-            found: np.ndarray = np.quantile(self.values, np.asarray(ranks, dtype=float), method="inverted_cdf")
-            return found
-        return self.sketch.quantiles(ranks)
-
-    def full_sketch(self) -> QuantileSketch:
-        """The sketch of every value (built from ``values`` when they were kept instead)."""
-        if self.values is None:
-            return self.sketch
-        if not self._built:  # KLL compacts at random: one build, so the profile writes the same JSON twice
-            built = QuantileSketch()
-            built.update(self.values)
-            self._built.append(built)
-        return self._built[0]
-
-    def merge(self, other: NumericSummary) -> NumericSummary:
-        """Both columns' values as one summary."""
-        count = self.count + other.count
-        if not count:
-            return replace(self, missing=self.missing + other.missing)
-        delta = other.mean - self.mean if self.count and other.count else 0.0
-        mean = (self.mean * self.count + other.mean * other.count) / count
-        m2 = _m2(self) + _m2(other) + delta * delta * self.count * other.count / count
-        values = None
-        sketch = QuantileSketch()
-        if self.values is not None and other.values is not None and count <= EXACT_LIMIT:
-            values = np.sort(np.concatenate([self.values, other.values]))
-        else:
-            sketch = self.full_sketch().merged(other.full_sketch())
-        return _finish_numeric(
-            count=count,
-            missing=self.missing + other.missing,
-            low=min(self.min, other.min) if self.count and other.count else (self.min if self.count else other.min),
-            high=max(self.max, other.max) if self.count and other.count else (self.max if self.count else other.max),
-            mean=mean,
-            m2=m2,
-            sketch=sketch,
-            values=values,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (the sketch as base64, no raw values)."""
-        return {
-            "kind": self.kind,
-            "count": self.count,
-            "missing": self.missing,
-            "min": _num(self.min),
-            "max": _num(self.max),
-            "mean": _num(self.mean),
-            "std": _num(self.std),
-            "sketch": self.full_sketch().to_text(),
-            "edges": list(self.edges),
-            "counts": [round(c, 3) for c in self.counts],
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> NumericSummary:
-        """The summary :meth:`to_dict` wrote."""
-        return cls(
-            count=int(d["count"]),
-            missing=int(d["missing"]),
-            min=_float(d["min"]),
-            max=_float(d["max"]),
-            mean=_float(d["mean"]),
-            std=_float(d["std"]),
-            sketch=QuantileSketch.from_text(d["sketch"]),
-            edges=tuple(float(e) for e in d["edges"]),
-            counts=tuple(float(c) for c in d["counts"]),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CategoricalSummary:
-    """A categorical column: the most frequent values (as text) with counts, and the rest as ``other``."""
-
-    count: int
-    missing: int
-    frequencies: dict[str, int]
-    other: int = 0
-
-    kind = "categorical"
-
-    @property
-    def missing_rate(self) -> float:
-        """Missing values over all rows; 0 for an empty column."""
-        total = self.count + self.missing
-        return self.missing / total if total else 0.0
-
-    @property
-    def complete(self) -> bool:
-        """True when every value seen is in ``frequencies`` (none folded into ``other``)."""
-        return self.other == 0
-
-    def merge(self, other: CategoricalSummary) -> CategoricalSummary:
-        """Both columns' values as one summary (the top ``TOP_K`` kept, the rest counted in ``other``)."""
-        counts = dict(self.frequencies)
-        for value, n in other.frequencies.items():
-            counts[value] = counts.get(value, 0) + n
-        top, folded = _top(counts, TOP_K)
-        return CategoricalSummary(
-            count=self.count + other.count,
-            missing=self.missing + other.missing,
-            frequencies=top,
-            other=self.other + other.other + folded,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {
-            "kind": self.kind,
-            "count": self.count,
-            "missing": self.missing,
-            "frequencies": self.frequencies,
-            "other": self.other,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CategoricalSummary:
-        """The summary :meth:`to_dict` wrote."""
-        freqs = {str(k): int(v) for k, v in d["frequencies"].items()}
-        return cls(count=int(d["count"]), missing=int(d["missing"]), frequencies=freqs, other=int(d["other"]))
-
-
-ColumnSummary = NumericSummary | CategoricalSummary
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -382,7 +228,7 @@ class _NumericAcc:
         if self.kept is not None:
             values = np.concatenate(self.kept) if self.kept else np.empty(0)
             values.sort()  # in place: concatenate already copied
-        return _finish_numeric(
+        return finish_numeric(
             count=self.count,
             missing=self.missing,
             low=self.low if self.count else math.nan,
@@ -412,35 +258,12 @@ class _CategoricalAcc:
         for value, n in zip(counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True):
             self.counts[value] = self.counts.get(value, 0) + n
         if len(self.counts) > _TRACKED:
-            self.counts, folded = _top(self.counts, _TRACKED // 2)
+            self.counts, folded = top_counts(self.counts, _TRACKED // 2)
             self.other += folded
 
     def finish(self) -> CategoricalSummary:
-        top, folded = _top(self.counts, TOP_K)
+        top, folded = top_counts(self.counts, TOP_K)
         return CategoricalSummary(self.count, self.missing, top, self.other + folded)
-
-
-def _finish_numeric(
-    *,
-    count: int,
-    missing: int,
-    low: float,
-    high: float,
-    mean: float,
-    m2: float,
-    sketch: QuantileSketch,
-    values: np.ndarray | None,
-) -> NumericSummary:
-    std = math.sqrt(m2 / (count - 1)) if count > 1 else (0.0 if count else math.nan)
-    edges: tuple[float, ...] = ()
-    counts: tuple[float, ...] = ()
-    if count:
-        grid = np.linspace(low, high, BINS + 1) if high > low else np.array([low, high])
-        inner = grid[1:-1]
-        cum = np.searchsorted(values, inner, side="right") if values is not None else sketch.cdf(inner) * count
-        cum = np.concatenate([[0.0], cum, [float(count)]])
-        edges, counts = tuple(float(e) for e in grid), tuple(float(c) for c in np.diff(cum))
-    return NumericSummary(count, missing, low, high, mean, std, sketch, edges, counts, values)
 
 
 def _merge_summaries(name: str, mine: ColumnSummary, theirs: ColumnSummary) -> ColumnSummary:
@@ -455,20 +278,9 @@ def _merge_summaries(name: str, mine: ColumnSummary, theirs: ColumnSummary) -> C
     )
 
 
-def _m2(s: NumericSummary) -> float:
-    return s.std * s.std * (s.count - 1) if s.count > 1 else 0.0
-
-
 def _pad(summary: ColumnSummary | None, *, missing: int) -> ColumnSummary:
     assert summary is not None
     return replace(summary, missing=summary.missing + missing)
-
-
-def _top(counts: dict[str, int], k: int) -> tuple[dict[str, int], int]:
-    if len(counts) <= k:
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))), 0
-    ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return dict(ordered[:k]), sum(n for _, n in ordered[k:])
 
 
 def _bool_text(column: pa.Array) -> pa.Array:
@@ -517,11 +329,3 @@ def _names(value: str | Sequence[str] | None, field_name: str) -> list[str] | No
             f"{field_name} must be a column name or a list of names, got {value!r}", field=field_name
         )
     return names
-
-
-def _num(x: float) -> float | None:
-    return x if math.isfinite(x) else None
-
-
-def _float(x: Any) -> float:
-    return math.nan if x is None else float(x)
