@@ -1,9 +1,13 @@
-"""Point-in-time joins in DuckDB: one ASOF LEFT JOIN per feature view, in one query.
+"""Point-in-time joins in DuckDB: one join per feature view, all in one query.
 
-For each entity row and view, ASOF picks the source row with the same join keys and the
-latest event time at or before the row's, and among rows sharing that event time the latest
-created one (both orders packed into one ASOF key); a value older than the view's ttl is nulled. LEFT, so no entity
-row is ever dropped, and the rows come back in the order they were given.
+For each entity row and view: the source row with the same join keys and the latest event
+time at or before the row's, and among rows sharing that event time the latest created one
+(both orders packed into one key); a value older than the view's ttl is null. LEFT, so no
+entity row is ever dropped, and the rows come back in the order they were given.
+
+A view with a ttl and histories short enough for it is joined by hash inside the ttl
+window (no sort of the source, about twice as fast as ASOF on the benchmark's data); any
+other by ASOF JOIN, which sorts the source but never grows with the pairs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
 ROW = "__shipyard_row"
 _SLOT = 2**52  # room for created-time microseconds until the year 2112
 BATCH_ROWS = 100_000
+# The window join is chosen while its pairs (an upper bound) stay within this many times the
+# rows of both sides; past that, ASOF's sort of the source costs less.
+WINDOW_PAIRS = 4
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -166,21 +173,76 @@ def historical_reader(
     selects = [f"e.{ROW}"]
     joins = []
     for i, (view, features) in enumerate(fetch):
-        alias, r = f"__source_{i}", f"r{i}"
+        alias = f"__source_{i}"
         types = source_columns(con, view, alias)
-        ctes.append(f"{r} AS ({asof_rows_sql(view, alias, features, types)})")
-        on = " AND ".join(f"e.{ident(k)} = {r}.{ident(k)}" for k in view.join_keys)
-        entity_order = "e.__eord" if view.created_timestamp_field else "e.__ets"
-        joins.append(f"ASOF LEFT JOIN {r} ON {on} AND {entity_order} >= {r}.__ord")
-        for f in features:
-            col = ident(column_name(view.name, f))
-            if view.max_age is None:
-                selects.append(f"{r}.{col}")
-            else:
-                age = int(view.max_age.total_seconds() * 1_000_000)
-                selects.append(f"CASE WHEN {r}.__ts >= e.__ets - {age} THEN {r}.{col} END AS {col}")
+        ctes.append(f"r{i} AS ({asof_rows_sql(view, alias, features, types)})")
+        if view.max_age is not None and _window_join_fits(con, view, alias, entity.num_rows):
+            cte, join, columns = _window_join(i, view, features)
+            ctes.append(cte)
+        else:
+            join, columns = _asof_join(i, view, features)
+        joins.append(join)
+        selects += columns
     sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM e {' '.join(joins)} ORDER BY e.{ROW}"
     return arrow_reader(con, sql, BATCH_ROWS)
+
+
+def _asof_join(i: int, view: FeatureView, features: Sequence[str]) -> tuple[str, list[str]]:
+    """ASOF LEFT JOIN of source ``r{i}``: sorts the source; right whatever the data's shape."""
+    r = f"r{i}"
+    on = " AND ".join(f"e.{ident(k)} = {r}.{ident(k)}" for k in view.join_keys)
+    entity_order = "e.__eord" if view.created_timestamp_field else "e.__ets"
+    columns = []
+    for f in features:
+        col = ident(column_name(view.name, f))
+        if view.max_age is None:
+            columns.append(f"{r}.{col}")
+        else:
+            columns.append(f"CASE WHEN {r}.__ts >= e.__ets - {_age_us(view)} THEN {r}.{col} END AS {col}")
+    return f"ASOF LEFT JOIN {r} ON {on} AND {entity_order} >= {r}.__ord", columns
+
+
+def _window_join(i: int, view: FeatureView, features: Sequence[str]) -> tuple[str, str, list[str]]:
+    """Hash join of each entity row with its source rows inside the ttl window, latest kept.
+
+    No sort of the source: the entity rows are the hash table, the source streams past them,
+    and one ``arg_max`` per entity row over the packed ``__ord`` picks the latest value
+    (latest created among ties), which is the ASOF answer whenever it is within the ttl.
+    """
+    r, m = f"r{i}", f"m{i}"
+    on = " AND ".join(f"e.{ident(k)} = {r}.{ident(k)}" for k in view.join_keys)
+    names = [ident(column_name(view.name, f)) for f in features]
+    packed = ", ".join(f"{n} := {r}.{n}" for n in names)
+    cte = (
+        f"{m} AS (SELECT e.{ROW} AS __row, arg_max(struct_pack({packed}), {r}.__ord) AS __v FROM e JOIN {r} "
+        f"ON {on} AND {r}.__ts <= e.__ets AND {r}.__ts >= e.__ets - {_age_us(view)} GROUP BY e.{ROW})"
+    )
+    columns = [
+        f"struct_extract({m}.__v, {quote(column_name(view.name, f))}) AS {n}"
+        for f, n in zip(features, names, strict=True)
+    ]
+    return cte, f"LEFT JOIN {m} ON e.{ROW} = {m}.__row", columns
+
+
+def _age_us(view: FeatureView) -> int:
+    assert view.max_age is not None
+    return int(view.max_age.total_seconds() * 1_000_000)
+
+
+def _window_join_fits(con: duckdb.DuckDBPyConnection, view: FeatureView, alias: str, entity_rows: int) -> bool:
+    """Whether the window join's pairs stay within ``WINDOW_PAIRS`` times the rows of both sides.
+
+    The pairs are at most, per join key, its entity rows times its source rows: a few keys
+    with long histories and many entity rows would make that quadratic, where ASOF is not.
+    Counting costs one scan of the join-key column, a fraction of the join it spares.
+    """
+    keys = ", ".join(ident(k) for k in view.join_keys)
+    pairs, source_rows = con.execute(
+        f"WITH ek AS (SELECT {keys}, count(*) AS n FROM __entity GROUP BY ALL), "
+        f"sk AS (SELECT {keys}, count(*) AS n FROM {ident(alias)} GROUP BY ALL) "
+        f"SELECT coalesce(sum(ek.n * sk.n), 0), (SELECT coalesce(sum(n), 0) FROM sk) FROM ek JOIN sk USING ({keys})"
+    ).fetchall()[0]
+    return int(pairs) <= WINDOW_PAIRS * (int(source_rows) + entity_rows)
 
 
 def arrow_reader(con: duckdb.DuckDBPyConnection, sql: str, rows: int) -> pa.RecordBatchReader:
