@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pyarrow as pa
-
-from shipyard.datasets.profile import iter_batches, profile
 from shipyard.errors import InvalidInputError, ShipyardError
 from shipyard.registry._flavors import Flavor
 from shipyard.registry.models import Signature
 from shipyard.registry.signature import check_input, to_frame
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PROFILE_FILE = "profile.json"
 PREDICTION = "prediction"
@@ -31,6 +30,12 @@ def write_training_profile(
     Arrays, dicts of lists and lists of records are named as the model's input is (the
     signature's names, else ``f0``, ``f1``, ...), so the profile's columns are the ones serving logs.
     """
+    # numpy, pyarrow and the sketches load only when a profile is asked for: `shipyard models` stays quick.
+    import numpy as np
+    import pyarrow as pa
+
+    from shipyard.datasets.profile import iter_batches, profile
+
     if isinstance(data, np.ndarray | list | tuple | Mapping):
         data = to_frame(data, None if signature is None else signature.input_names)
     schema, batches = iter_batches(data)
@@ -65,6 +70,9 @@ def _predict(
 
 
 def _prediction_columns(prediction: Any, rows: int) -> dict[str, pa.Array]:
+    import numpy as np
+    import pyarrow as pa
+
     if hasattr(prediction, "to_numpy"):
         prediction = prediction.to_numpy()
     values = np.asarray(prediction)
