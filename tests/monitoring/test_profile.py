@@ -83,8 +83,10 @@ def test_every_input_kind_gives_the_same_profile(tmp_path: Path) -> None:
     folder.mkdir()
     pq.write_table(table.slice(0, 7000), folder / "a.parquet")
     pq.write_table(table.slice(7000), folder / "b.parquet")
+    frame.to_csv(tmp_path / "data.csv", index=False)
     expected = profile(frame).to_dict()
     kinds = [
+        str(tmp_path / "data.csv"),
         table,
         pl.from_pandas(frame),
         pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=1000)),
@@ -156,6 +158,8 @@ def test_json_round_trip_is_compact_and_keeps_the_summaries() -> None:
     assert back.columns["x"].quantiles(ranks).tolist() == p.columns["x"].quantiles(ranks).tolist()  # type: ignore[union-attr]
     with pytest.raises(InvalidInputError, match="not a shipyard profile"):
         Profile.from_json('{"kind": "something else"}')
+    with pytest.raises(InvalidInputError, match="newer than this shipyard's"):
+        Profile.from_json(json.dumps({**json.loads(text), "format_version": 99}))
 
 
 def test_exact_values_are_kept_up_to_the_limit_only() -> None:

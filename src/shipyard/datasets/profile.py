@@ -120,6 +120,8 @@ class Profile:
             d = json.loads(text)
             if not isinstance(d, dict) or d.get("kind") != KIND:
                 raise ValueError(f"its kind is {d.get('kind') if isinstance(d, dict) else None!r}, not {KIND!r}")
+            if int(d.get("format_version", 0)) > FORMAT_VERSION:
+                raise ValueError(f"format {d['format_version']} is newer than this shipyard's; upgrade shipyard")
             columns: dict[str, ColumnSummary] = {
                 name: NumericSummary.from_dict(c) if c["kind"] == "numeric" else CategoricalSummary.from_dict(c)
                 for name, c in d["columns"].items()
