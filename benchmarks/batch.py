@@ -8,14 +8,15 @@ The workload: ``--rows`` rows of 20 float features (``f0``..``f19``) and a ``row
 one Parquet file (row groups of 100,000 rows), scored by one scikit-learn model saved once
 and given to every side: a HistGradientBoostingRegressor (``--model hgb``, 50 trees: the
 model's own time dominates) or a Ridge regression (``--model linear``: the model costs
-almost nothing, so what is measured is each tool's reading, converting and writing). Each side runs as a
-process of its own, timed end to end (start-up, model load, reading, scoring, writing),
-with its peak memory sampled (psutil, the process and its children, every 20 ms) and
-``OMP_NUM_THREADS=1`` everywhere:
+almost nothing, so what is measured is each tool's reading, converting and writing).
+Each side runs as a process of its own at 1x and at 2x the rows, timed end to end
+(start-up, model load, reading, scoring, writing), with its peak RSS (the kernel's
+high-water mark) and ``OMP_NUM_THREADS=1`` everywhere. Besides end-to-end rows/s, each
+side's marginal rows/s (the 2x run's extra rows over its extra seconds) leaves out the
+costs every run pays whatever its size (interpreter and library imports, model loading):
 
 - shipyard: ``shipyard predict bench@champion in.parquet out.parquet`` (the CLI, with its
-  default lineage: the input and output are stored as dataset versions), at 1x and at 2x
-  the rows, to show its peak memory does not grow with the input;
+  default lineage: the input and output are stored as dataset versions);
 - MLflow: ``mlflow models predict -m MODEL -i in.csv -t csv -o out.json --env-manager local``,
   its documented batch command (it reads CSV or JSON, not Parquet; the CSV holds the
   features only, written before the clock starts);
@@ -39,7 +40,6 @@ import pickle
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,7 +47,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import psutil
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -60,6 +59,12 @@ SHIPYARD = Path(sys.executable).with_name("shipyard")
 FEATURES = [f"f{i}" for i in range(20)]
 ROW_GROUP = 100_000
 BATCH = 65_536
+PEAK = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(f"peak_kib={resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}")
+sys.exit(code)
+"""
 FLOOR = """
 import pickle, sys
 import numpy as np, pandas as pd
@@ -98,38 +103,25 @@ def write_input(path: Path, rows: int, seed: int) -> None:
 
 
 def timed(cmd: list[str], env: dict[str, str], cwd: Path, limit: float) -> tuple[float, float]:
-    """Run ``cmd``; its wall seconds and the peak RSS (MiB) of its process tree. Raises when it fails."""
+    """Run ``cmd``; its wall seconds and its peak RSS (MiB). Raises when it fails.
+
+    The peak is the kernel's high-water mark (``getrusage(RUSAGE_CHILDREN)`` in a small
+    wrapper that only runs ``cmd``): exact, with no sampling gaps, and not inflated by a
+    forked child briefly counting its parent's pages twice. It is the largest process's
+    peak: each side does its work in one process.
+    """
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        parent = psutil.Process(proc.pid)
-        while not done.is_set():
-            try:
-                tree = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            done.wait(0.02)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     try:
-        output, _ = proc.communicate(timeout=limit)
+        done = subprocess.run(
+            [sys.executable, "-c", PEAK, *cmd], env=env, cwd=cwd, capture_output=True, text=True, timeout=limit
+        )
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
         raise RuntimeError(f"{cmd[0]} took more than {limit:.0f} s") from None
-    finally:
-        done.set()
-        sampler.join()
     seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd[:3])} exited {proc.returncode}:\n{output.decode()[-2000:]}")
-    return seconds, peak / 2**20
+    *_, last = done.stdout.strip().splitlines() or [""]
+    if done.returncode != 0 or not last.startswith("peak_kib="):
+        raise RuntimeError(f"{' '.join(cmd[:3])} exited {done.returncode}:\n{(done.stdout + done.stderr)[-2000:]}")
+    return seconds, int(last.removeprefix("peak_kib=")) / 1024
 
 
 def check(side: str, got: np.ndarray[Any, Any], expected: np.ndarray[Any, Any]) -> None:
@@ -149,7 +141,7 @@ def run_floor(tmp: Path, source: Path, env: dict[str, str], rows: int) -> tuple[
     frame = pd.read_parquet(out)
     if frame["row_id"].tolist() != list(range(rows)):
         raise AssertionError("floor: row ids out of order")
-    return Figure("pandas floor", rows, seconds, rss), frame["prediction"].to_numpy()
+    return Figure(f"pandas floor {rows // 1000:,}k", rows, seconds, rss), frame["prediction"].to_numpy()
 
 
 def run_shipyard(tmp: Path, source: Path, env: dict[str, str], rows: int, expected: np.ndarray[Any, Any]) -> Figure:
@@ -160,7 +152,7 @@ def run_shipyard(tmp: Path, source: Path, env: dict[str, str], rows: int, expect
     if frame["row_id"].tolist() != list(range(rows)):
         raise AssertionError("shipyard: the id column does not hold the input's row ids in order")
     check("shipyard", frame["prediction"].to_numpy(), expected)
-    return Figure(f"shipyard ({rows:,} rows)", rows, seconds, rss)
+    return Figure(f"shipyard {rows // 1000:,}k", rows, seconds, rss)
 
 
 def run_mlflow(tmp: Path, source: Path, env: dict[str, str], rows: int, expected: np.ndarray[Any, Any]) -> Figure:
@@ -183,7 +175,7 @@ def run_mlflow(tmp: Path, source: Path, env: dict[str, str], rows: int, expected
     peer_env = {**env, "PATH": f"{PEERS}{os.pathsep}{env.get('PATH', '')}"}
     seconds, rss = timed(cmd, peer_env, tmp, 3600)
     check("mlflow", np.asarray(json.loads(out.read_text())["predictions"], dtype=np.float64), expected)
-    return Figure("mlflow models predict", rows, seconds, rss)
+    return Figure(f"mlflow {rows // 1000:,}k", rows, seconds, rss)
 
 
 def main() -> None:
@@ -223,35 +215,66 @@ def main() -> None:
         run_shipyard(tmp, warm, env, 1_000, warm_expected)
         if not args.skip_mlflow:
             run_mlflow(tmp, warm, env, 1_000, warm_expected)
-        floor, expected = run_floor(tmp, one, env, args.rows)
-        figures = [floor, run_shipyard(tmp, one, env, args.rows, expected)]
-        _, expected_two = run_floor(tmp, two, env, 2 * args.rows)
-        figures.append(run_shipyard(tmp, two, env, 2 * args.rows, expected_two))
-        if not args.skip_mlflow:
-            figures.append(run_mlflow(tmp, one, env, args.rows, expected))
+        figures: dict[str, list[Figure]] = {"floor": [], "shipyard": [], "mlflow": []}
+        for source, rows in ((one, args.rows), (two, 2 * args.rows)):
+            floor, expected = run_floor(tmp, source, env, rows)
+            figures["floor"].append(floor)
+            figures["shipyard"].append(run_shipyard(tmp, source, env, rows, expected))
+            if not args.skip_mlflow:
+                figures["mlflow"].append(run_mlflow(tmp, source, env, rows, expected))
     print(f"model: {type(model).__name__}; batch size {BATCH:,}; OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")
     report(figures, load_start, os.getloadavg(), args.json)
 
 
 def report(
-    figures: list[Figure], load_start: tuple[float, ...], load_end: tuple[float, ...], path: Path | None
+    figures: dict[str, list[Figure]], load_start: tuple[float, ...], load_end: tuple[float, ...], path: Path | None
 ) -> None:
-    """The table, then the ratios; every figure here comes from a verified run."""
-    print(f"{'side':<34}{'rows':>12}{'seconds':>10}{'rows/s':>14}{'peak RSS MiB':>15}")
-    for f in figures:
-        print(f"{f.side:<34}{f.rows:>12,}{f.seconds:>10.2f}{f.rows_per_second:>14,.0f}{f.peak_rss_mib:>15,.0f}")
-    floor, ship, ship_two = figures[0], figures[1], figures[2]
-    print(f"shipyard reaches {ship.rows_per_second / floor.rows_per_second:.0%} of the pandas floor's rows/s")
-    print(f"shipyard peak RSS at 2x input / at 1x: {ship_two.peak_rss_mib / ship.peak_rss_mib:.2f}")
-    if len(figures) > 3:
-        print(f"shipyard vs mlflow models predict: {ship.rows_per_second / figures[3].rows_per_second:.1f}x rows/s")
+    """The table, then the ratios; every figure here comes from a verified run.
+
+    Besides end-to-end rows/s (start-up, model load and lineage included), each side's
+    marginal rows/s: the extra rows of the 2x input over the extra seconds they took, which
+    leaves out what a run pays whatever its size.
+    """
+    print(f"{'side':<24}{'rows':>12}{'seconds':>10}{'rows/s':>12}{'peak RSS MiB':>15}")
+    for runs in figures.values():
+        for f in runs:
+            print(f"{f.side:<24}{f.rows:>12,}{f.seconds:>10.2f}{f.rows_per_second:>12,.0f}{f.peak_rss_mib:>15,.0f}")
+    marginal = {side: _marginal(runs) for side, runs in figures.items() if len(runs) == 2}
+    print(
+        "marginal rows/s (2x minus 1x): " + ", ".join(f"{s} {v:,.0f}" if v else f"{s} n/a" for s, v in marginal.items())
+    )
+    ship, floor = figures["shipyard"], figures["floor"]
+    print(
+        f"shipyard reaches {ship[0].rows_per_second / floor[0].rows_per_second:.0%} of the pandas floor's rows/s "
+        f"end to end"
+        + (
+            f", {marginal['shipyard'] / marginal['floor']:.0%} marginal"
+            if marginal["shipyard"] and marginal["floor"]
+            else ""
+        )
+    )
+    for side, runs in figures.items():
+        print(f"{side} peak RSS at 2x input / at 1x: {runs[1].peak_rss_mib / runs[0].peak_rss_mib:.2f}")
+    if figures["mlflow"]:
+        mlflow = figures["mlflow"]
+        line = f"shipyard vs mlflow models predict: {ship[0].rows_per_second / mlflow[0].rows_per_second:.1f}x rows/s"
+        line += f" end to end at 1x, {ship[1].rows_per_second / mlflow[1].rows_per_second:.1f}x at 2x"
+        if marginal.get("shipyard") and marginal.get("mlflow"):
+            line += f", {marginal['shipyard'] / marginal['mlflow']:.1f}x marginal"
+        print(line)
     print(
         f"load average: {' '.join(f'{x:.2f}' for x in load_start)} at the start, "
         f"{' '.join(f'{x:.2f}' for x in load_end)} at the end"
     )
     if path is not None:
-        rows = [{**asdict(f), "rows_per_second": f.rows_per_second} for f in figures]
-        path.write_text(json.dumps({"figures": rows, "load_start": load_start, "load_end": load_end}, indent=2))
+        rows = [{**asdict(f), "rows_per_second": f.rows_per_second} for runs in figures.values() for f in runs]
+        document = {"figures": rows, "marginal": marginal, "load_start": load_start, "load_end": load_end}
+        path.write_text(json.dumps(document, indent=2))
+
+
+def _marginal(runs: list[Figure]) -> float | None:
+    extra = runs[1].seconds - runs[0].seconds
+    return (runs[1].rows - runs[0].rows) / extra if extra > 0 else None
 
 
 if __name__ == "__main__":
