@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/tracking.py
 	$(BIN)/python benchmarks/flows.py
 	$(BIN)/python benchmarks/serving.py
+	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/features.py
 	$(BIN)/python benchmarks/streaming.py
 	$(BIN)/python benchmarks/monitoring.py
