@@ -311,7 +311,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every count (0.05 for a quick run)")
     parser.add_argument("--skip-feast", action="store_true", help="shipyard, the floor and the reference only")
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--repeat", type=int, default=3, help="historical retrievals per side (the median is shown)")
+    parser.add_argument("--repeat", type=int, default=5, help="historical retrievals per side (the median is shown)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--serve-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repo", type=Path, help=argparse.SUPPRESS)
