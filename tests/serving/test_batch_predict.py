@@ -170,6 +170,25 @@ def test_sql_query_input(model: RandomForestClassifier, work: Path) -> None:
     assert result.input_dataset == "query@1"
     stored = datasets.load_dataset("query@1").to_pandas()
     assert stored["customer_id"].tolist() == data["customer_id"].tolist()  # the rows scored, kept for lineage
+    with pytest.raises(InvalidInputError, match=r"the query on sqlite:///.* failed: no such table: nothere"):
+        predict_batch("churn@champion", SqlQuery("SELECT * FROM nothere", uri=query.uri), work / "x.parquet")
+    assert not (work / "x.parquet").exists()
+
+
+def test_cli_sql_input(model: RandomForestClassifier, work: Path) -> None:
+    data = _frame()
+    with sqlite3.connect(work / "shop.db") as con:
+        data.to_sql("customers", con, index=False)
+    query = "sql:SELECT customer_id, tenure, charges, age FROM customers WHERE age > 40 ORDER BY customer_id"
+    done = _cli("churn@champion", query, "scores.csv", "--db", f"sqlite:///{work / 'shop.db'}", cwd=work)
+    assert done.returncode == 0, done.stderr
+    older = data[data["age"] > 40]
+    out = pd.read_csv(work / "scores.csv")
+    assert out["customer_id"].tolist() == older["customer_id"].tolist()
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), _expected(older))
+    no_db = _cli("churn@champion", query, "other.csv", cwd=work)
+    assert no_db.returncode == 2
+    assert no_db.stderr.strip() == "error: a 'sql:' input needs --db postgresql://... or sqlite:///..."
 
 
 def test_mismatched_columns_and_unknown_refs_write_nothing(model: RandomForestClassifier, work: Path) -> None:

@@ -243,14 +243,21 @@ def _open_sql(query: SqlQuery, batch_size: int) -> Source:
     first = pa.RecordBatch.from_pydict({c: [row[i] for row in first_rows] for i, c in enumerate(names)})
 
     def rest() -> Iterator[pa.RecordBatch]:
-        for rows in parts:
-            columns = {c: [row[i] for row in rows] for i, c in enumerate(names)}
+        while True:
             try:
-                yield pa.RecordBatch.from_pydict(columns, schema=first.schema)
+                rows = next(parts, None)
+                if not rows:
+                    return
+                columns = {c: [row[i] for row in rows] for i, c in enumerate(names)}
+                batch = pa.RecordBatch.from_pydict(columns, schema=first.schema)
+            except SQLAlchemyError as exc:
+                message = f"reading the query's rows from {redact_uri(query.uri)} failed: {getattr(exc, 'orig', exc)}"
+                raise InvalidInputError(message, field="query") from exc
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise InvalidInputError(
                     f"the query's rows change type after row {len(first_rows)}: {exc}", field="query"
                 ) from exc
+            yield batch
 
     return Source(query.label, first.schema, [], "sql", None, query, first, rest(), stack.close)
 
