@@ -218,12 +218,17 @@ def test_a_bad_value_late_in_the_input_leaves_no_output(model: RandomForestClass
     assert _files(work) == ["in.parquet", "out.parquet"]  # no temporary file left behind
 
 
-def test_existing_output_is_refused_without_overwrite(model: RandomForestClassifier, work: Path) -> None:
+def test_bad_outputs_are_refused_before_anything_runs(
+    model: RandomForestClassifier, settings: Settings, work: Path
+) -> None:
     _frame().to_parquet(work / "in.parquet")
     (work / "out.csv").write_text("keep")
     with pytest.raises(InvalidInputError, match="--overwrite"):
         predict_batch("churn@champion", work / "in.parquet", work / "out.csv")
     assert (work / "out.csv").read_text() == "keep"
+    with pytest.raises(InvalidInputError, match=r"must end in \.parquet or \.csv"):
+        predict_batch("churn@champion", work / "in.parquet", work / "out.json")
+    assert open_stores(settings).runs.find_experiment("batch") is None  # refused before any run started
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

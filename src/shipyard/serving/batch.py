@@ -35,7 +35,15 @@ from pathlib import Path
 
 from shipyard.errors import InvalidInputError
 from shipyard.registry import LoadedModel, Signature, get_model_version, load_model
-from shipyard.serving._batch_io import BatchWriter, Source, SqlQuery, TempOutput, check_output, open_source
+from shipyard.serving._batch_io import (
+    BatchWriter,
+    Source,
+    SqlQuery,
+    TempOutput,
+    check_output,
+    open_source,
+    output_format,
+)
 from shipyard.serving._batch_lineage import dataset_name, parquet_copy, register
 from shipyard.serving._batch_score import BatchScorer, Plan, arrow_columns, plan_columns
 from shipyard.serving._models import StoresClient, model_function
@@ -115,6 +123,7 @@ def predict_batch(
     version = get_model_version(model_ref, client=StoresClient(stores))
     out = Path(output)
     check_output(out, overwrite=overwrite)
+    output_format(out)  # a bad suffix is refused before the model loads or a run starts
     if isinstance(source, SqlQuery) and executor == "ray":
         raise InvalidInputError("executor 'ray' partitions files; score a SQL query with 'local'", field="executor")
     src = open_source(source, batch_size=batch_size)
