@@ -22,6 +22,7 @@ from shipyard.errors import InvalidInputError, NotFoundError, SchemaMismatchErro
 from shipyard.lineage import build_lineage
 from shipyard.serving.batch import SqlQuery, predict_batch
 from shipyard.store import open_stores
+from shipyard.testing import ServiceMissing, in_ci, postgres_schema
 from tests.flows.test_ray import local_ray  # noqa: F401 (the fixture: a small local Ray, as flows tests start it)
 from tests.serving.conftest import SlowModel
 
@@ -173,6 +174,32 @@ def test_sql_query_input(model: RandomForestClassifier, work: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"the query on sqlite:///.* failed: no such table: nothere"):
         predict_batch("churn@champion", SqlQuery("SELECT * FROM nothere", uri=query.uri), work / "x.parquet")
     assert not (work / "x.parquet").exists()
+
+
+@pytest.mark.postgres
+def test_postgresql_query_input(sqlite_model: RandomForestClassifier, work: Path) -> None:
+    """The same query on PostgreSQL, read with a server-side cursor in batches of 50."""
+    from sqlalchemy import create_engine
+
+    try:
+        schema = postgres_schema()
+        uri = schema.__enter__()
+    except ServiceMissing as exc:
+        if in_ci():
+            pytest.fail(f"{exc} (CI=true: integration services must be present)")
+        pytest.skip(str(exc))
+    try:
+        engine = create_engine(uri.replace("postgresql://", "postgresql+psycopg://"))
+        data = _frame()
+        data.to_sql("customers", engine, index=False)
+        engine.dispose()
+        query = SqlQuery("SELECT * FROM customers ORDER BY customer_id", uri=uri)
+        predict_batch("churn@champion", query, work / "scores.parquet", batch_size=50)
+    finally:
+        schema.__exit__(None, None, None)
+    out = pd.read_parquet(work / "scores.parquet")
+    assert out["customer_id"].tolist() == data["customer_id"].tolist()
+    np.testing.assert_array_equal(out["prediction"].to_numpy(), _expected(data))
 
 
 def test_cli_sql_input(model: RandomForestClassifier, work: Path) -> None:
