@@ -1,4 +1,4 @@
-"""``shipyard stream``: score a Redis Stream with a registered model, writing predictions to another stream."""
+"""The `shipyard stream` command: score a Redis Stream with a model, writing predictions to another stream."""
 
 from __future__ import annotations
 
