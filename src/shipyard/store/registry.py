@@ -13,6 +13,7 @@ from shipyard.config import Settings
 from shipyard.errors import ConfigError
 from shipyard.store.protocols import (
     ArtifactStore,
+    AuthStore,
     DatasetStore,
     FeatureRegistry,
     FlowRunStore,
@@ -46,6 +47,7 @@ class Stores:
     close: Callable[[], None]
     flows: FlowRunStore
     features: FeatureRegistry
+    auth: AuthStore | None = None  # tokens and the audit log; None where a backend keeps none
 
 
 def redact_uri(uri: str) -> str:
@@ -93,9 +95,10 @@ def open_stores(settings: Settings) -> Stores:
         open_metadata = _load(METADATA_BACKENDS, settings.store_uri, "metadata store")
         artifact_class = _load(ARTIFACT_BACKENDS, settings.artifact_uri, "artifact store")
         metadata: Any = open_metadata(settings.store_uri)
-        runs, datasets, models, gc, close, flows, features = metadata
+        runs, datasets, models, gc, close, flows, features, *more = metadata
         artifacts = artifact_class(settings.artifact_uri, endpoint_url=settings.s3_endpoint_url)
-        stores = Stores(settings, runs, datasets, models, gc, artifacts, close, flows, features)  # type: ignore[arg-type]
+        auth = more[0] if more else None
+        stores = Stores(settings, runs, datasets, models, gc, artifacts, close, flows, features, auth)  # type: ignore[arg-type]
         _cache[key] = stores
         return stores
 

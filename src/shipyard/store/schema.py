@@ -364,3 +364,29 @@ feature_materializations = Table(
     Column("rows", BigInteger, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
+
+# API tokens for the team server: only the sha256 of the secret is kept (the secret is shown once).
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", NAME, nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("last_used", Float),
+    Column("revoked_at", Float),
+)
+
+# Who wrote what, when, and how it ended: every write through the server, token changes, logins.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("principal", NAME, nullable=False),
+    Column("action", String(1000), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("client", String(64)),
+    Index("ix_audit_log_at", "at"),
+)

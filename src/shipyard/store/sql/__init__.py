@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shipyard.store.sql._engine import Database
+from shipyard.store.sql.auth import SqlAuthStore
 from shipyard.store.sql.datasets import SqlDatasetStore
 from shipyard.store.sql.features import SqlFeatureRegistry
 from shipyard.store.sql.flows import SqlFlowRunStore
@@ -14,6 +15,7 @@ from shipyard.store.sql.runs import SqlRunStore
 
 __all__ = [
     "Database",
+    "SqlAuthStore",
     "SqlDatasetStore",
     "SqlFeatureRegistry",
     "SqlFlowRunStore",
@@ -34,8 +36,9 @@ def open_sql_metadata(
     Callable[[], None],
     SqlFlowRunStore,
     SqlFeatureRegistry,
+    SqlAuthStore,
 ]:
-    """The metadata stores over one shared engine, and the function that closes it (flows, features last)."""
+    """The metadata stores over one shared engine, and the function that closes it (flows, features, auth last)."""
     db = Database(uri)
     return (
         SqlRunStore(db),
@@ -45,4 +48,5 @@ def open_sql_metadata(
         db.engine.dispose,
         SqlFlowRunStore(db),
         SqlFeatureRegistry(db),
+        SqlAuthStore(db),
     )
