@@ -20,6 +20,8 @@ from shipyard.store.entities import FeatureDefinition, ModelVersion, Run
 
 # The kinds the feature registry stores definitions under.
 VIEW, ON_DEMAND, SERVICE = "feature_view", "on_demand_feature_view", "feature_service"
+# The tag a run that scored with a model version carries (batch prediction): ``name/N``.
+USED_MODEL_TAG = "shipyard.model_version"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,10 +241,23 @@ class _Builder:
                 parent = None
             if parent is not None:
                 self.link(self.add_run(parent, with_outputs=False), run_node, "parent_of")
+        used = self.used_version(run)
+        if used is not None:  # a batch prediction run: the version it scored with
+            self.link(self.add_version(used), run_node, "used_by")
         if with_outputs:
             for version in self.stores.models.versions_for_runs([run.id]):
                 self.link(run_node, self.add_version(version), "produced")
         return run_node
+
+    def used_version(self, run: Run) -> ModelVersion | None:
+        """The model version a run used (tag ``shipyard.model_version`` = ``name/N``), if it still exists."""
+        name, _, number = run.tags.get(USED_MODEL_TAG, "").rpartition("/")
+        if not name or not number.isdigit():
+            return None
+        try:
+            return self.stores.models.get_model_version(name, int(number))
+        except NotFoundError:
+            return None
 
     def add_features(self, version_node: str, use: FeatureUse) -> None:
         """The version's feature service and the views it reads, each at its version."""

@@ -149,6 +149,7 @@ def test_lineage_leads_from_the_output_to_the_model_version_and_the_input(
     relations = {(e.source, e.target, e.relation) for e in graph.edges}
     assert (run_node, "dataset:scores@1", "produced") in relations
     assert ("dataset:customers@1", run_node, "input_to") in relations
+    assert ("model:churn/1", run_node, "used_by") in relations  # dataset in -> model version -> dataset out
     run = stores.runs.get_run(str(result.run_id))
     assert run.status == "finished"
     assert run.experiment == "batch"
