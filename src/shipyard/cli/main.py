@@ -21,6 +21,7 @@ from shipyard.cli import monitor as monitor_command
 from shipyard.cli import predict as predict_command
 from shipyard.cli import serve as serve_command
 from shipyard.cli import stream as stream_command
+from shipyard.cli import tokens as tokens_command
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -39,6 +40,7 @@ app.add_typer(flows.app, name="flows")
 app.add_typer(db.app, name="db")
 app.add_typer(features.app, name="features")
 app.add_typer(monitor_command.app, name="monitor")
+app.add_typer(tokens_command.app, name="tokens")
 app.command("run")(run.run)
 app.command("scheduler")(run.scheduler)
 app.command("lineage")(lineage.lineage)

@@ -1,27 +1,300 @@
-"""Auth for the REST server and the UI: API tokens with roles, sessions, the audit log.
+"""Auth for the REST server and the UI: API tokens with roles, sessions, CSRF, the audit log.
 
-A skeleton so the API and the UI can be written against it; every route declares the role
-it needs with ``dependencies=[Depends(role_required("reader"|"writer"|"admin"))]``.
+Every route declares the role it needs::
+
+    @router.get("/runs/{run_id}", dependencies=[Depends(role_required("reader"))])
+
+and ``install(app, stores, mode=...)`` arms it. Roles are ordered ``admin > writer > reader``.
+
+- **API tokens** (``shipyard tokens create NAME --role ...``) are sent as
+  ``Authorization: Bearer <token>``. The store keeps only ``sha256(secret)``: the secret is
+  256 random bits, so a fast hash cannot be brute-forced (a slow password hash buys nothing
+  there and would cost every request); a leaked database yields no usable token. Each request
+  looks its token up again, with no cache, so a revoked token fails from its next request.
+- **UI login** is with an API token (``GET/POST /login``): no second kind of credential to
+  store or rotate. It sets a signed session cookie (itsdangerous; ``HttpOnly``,
+  ``SameSite=Lax``, ``Secure`` over https) naming the token's id, never its secret; revoking the
+  token ends its sessions too. ``POST /logout`` ends one. Five failed logins a minute from one
+  client address answer 429 (the address is the socket's peer: put no proxy in front that
+  hides it, or the limit is shared). The signing key is ``SHIPYARD_SESSION_SECRET``, or drawn
+  per process.
+- **CSRF**: every non-GET request that does not carry a bearer token and either carries the
+  session cookie or is outside ``/api`` must send the session's CSRF token, as a form field
+  ``csrf_token`` or an ``X-CSRF-Token`` header; otherwise 403. UI templates put
+  ``<input type="hidden" name="csrf_token" value="{{ csrf_token }}">`` in every form, with
+  ``csrf_token`` from :func:`csrf_token` (htmx: ``hx-headers`` with ``X-CSRF-Token``).
+- **Audit log**: every non-GET request (who, method + path, status, client address), every
+  login and logout, and ``tokens create``/``revoke`` are recorded; admins read it at
+  ``GET /api/v1/admin/audit`` or with ``shipyard tokens audit``.
+- **Security headers** on every response: ``X-Content-Type-Options: nosniff``,
+  ``X-Frame-Options: DENY``, ``Referrer-Policy: same-origin``, and outside ``/docs`` a
+  ``Content-Security-Policy`` allowing only the server's own origin: no inline scripts or
+  styles, no ``style=`` attributes, so UI pages load their JS and CSS from static files.
+- ``mode="none"`` makes every request an admin named ``local``. It is meant only for a server
+  bound to a loopback address; ``shipyard server`` checks the host, this module does not.
+
+Secrets are never logged: neither tokens nor cookies appear in a log line or an audit entry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import getpass
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from shipyard.errors import InvalidInputError, NotFoundError
+from shipyard.server._auth_session import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Sessions, same_token
+from shipyard.store.auth import ApiToken, AuditEntry
+from shipyard.store.protocols import AuthStore
 
 Role = Literal["reader", "writer", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "writer", "admin")
+RANK = {role: rank for rank, role in enumerate(ROLES)}
+TOKEN_PREFIX = "sy_"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+_DOC_PATHS = ("/docs", "/redoc")  # FastAPI's own pages carry inline scripts
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts as: the token's name and role (``request.state.principal``)."""
+
+    name: str
+    role: Role
+    token_id: str | None = None
+
+
+class AuthError(Exception):
+    """A request refused by auth: 401 (who are you?), 403 (not allowed) or 429 (slow down)."""
+
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+
+def hash_token(secret: str) -> str:
+    """The sha256 hex digest under which a token's secret is stored."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_token(auth: AuthStore, name: str, role: str, *, by: str | None = None) -> tuple[ApiToken, str]:
+    """Create a token and return it with its secret (shown once, stored hashed); audited.
+
+    Example:
+        >>> token, secret = issue_token(stores.auth, "ci", "writer")  # doctest: +SKIP
+    """
+    if role not in ROLES:
+        raise InvalidInputError(f"role {role!r} is not one of {', '.join(ROLES)}", field="role")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = auth.create_token(name, role, hash_token(secret))
+    auth.record_audit([AuditEntry(by or _local_user(), f"token create {name} ({role})", 200, time.time())])
+    return token, secret
+
+
+def revoke_token(auth: AuthStore, id_or_name: str, *, by: str | None = None) -> ApiToken:
+    """Revoke a token by id or name (it stops working from its next request); audited."""
+    token = auth.revoke_token(id_or_name, time.time())
+    auth.record_audit([AuditEntry(by or _local_user(), f"token revoke {token.name}", 200, time.time())])
+    return token
+
+
+def _local_user() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+class _Auth:
+    """What ``install`` arms an app with: the store, the mode and the session signer."""
+
+    def __init__(self, auth: AuthStore | None, mode: Literal["token", "none"], sessions: Sessions) -> None:
+        self.store, self.mode, self.sessions = auth, mode, sessions
+
+    async def principal(self, request: Request) -> Principal:
+        cached = getattr(request.state, "principal", None)
+        if isinstance(cached, Principal):
+            return cached
+        principal = await self._authenticate(request)
+        request.state.principal = principal
+        return principal
+
+    async def _authenticate(self, request: Request) -> Principal:
+        if self.mode == "none":
+            return Principal("local", "admin")
+        if self.store is None:
+            raise AuthError(401, "unauthenticated", "this server's store keeps no tokens; run it with --auth none")
+        bearer = _bearer(request)
+        if bearer is not None:
+            token = await run_in_threadpool(self.store.find_token_by_hash, hash_token(bearer), touch_at=time.time())
+            what = "the bearer token"
+        else:
+            tid = _session(request).get("tid")
+            if not isinstance(tid, str):
+                raise AuthError(401, "unauthenticated", "send 'Authorization: Bearer <token>' or log in at /login")
+            token = await run_in_threadpool(_find_by_id, self.store, tid)
+            what = "the session's token"
+        if token is None:
+            raise AuthError(401, "unauthenticated", f"{what} is not known")
+        if not token.active:
+            raise AuthError(401, "unauthenticated", f"{what} ({token.name!r}) was revoked")
+        return Principal(token.name, token.role, token.id)  # type: ignore[arg-type]
+
+
+def _find_by_id(store: AuthStore, token_id: str) -> ApiToken | None:
+    try:
+        token = store.get_token(token_id)
+    except NotFoundError:
+        return None
+    return token if token.id == token_id else None  # a session names an id, never a name
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthError(401, "unauthenticated", "the Authorization header must be 'Bearer <token>'")
+    return value.strip()
+
+
+def _session(request: Request) -> dict[str, Any]:
+    session: dict[str, Any] = request.state.session
+    return session
+
+
+def _state(request: Request) -> _Auth:
+    state = getattr(request.app.state, "shipyard_auth", None)
+    if not isinstance(state, _Auth):  # fail closed: a route guarded on an app nobody armed
+        raise AuthError(500, "auth_not_installed", "auth is not installed on this app (call install)")
+    return state
 
 
 def role_required(role: Role) -> Callable[..., Any]:
-    """A FastAPI dependency that lets a request through only with at least ``role``."""
+    """A FastAPI dependency that lets a request through only with at least ``role``.
 
-    def check() -> None:
-        return None
+    401 without credentials or with an unknown or revoked token, 403 when the role is too low.
+    The identity is left in ``request.state.principal`` (a :class:`Principal`).
+    """
+    if role not in RANK:
+        raise ValueError(f"role {role!r} is not one of {', '.join(ROLES)}")
+
+    async def check(request: Request) -> Principal:
+        principal = await _state(request).principal(request)
+        if RANK[principal.role] < RANK[role]:
+            raise AuthError(403, "forbidden", f"token {principal.name!r} has role {principal.role}; this needs {role}")
+        return principal
 
     check.__name__ = f"requires_{role}"
     return check
 
 
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, for a hidden ``csrf_token`` field in every UI form."""
+    session = _session(request)
+    session["dirty"] = True  # the page shows it, so the browser must get the cookie that holds it
+    token: str = session["csrf"]
+    return token
+
+
 def install(app: Any, stores: Any, *, mode: Literal["token", "none"] = "token") -> None:
-    """Arm auth on ``app`` (session middleware, login routes, the token check)."""
+    """Arm auth on ``app`` (session middleware, login routes, the token check).
+
+    ``mode="none"`` makes every request an admin: allowed only on a loopback address, which
+    the caller (``shipyard server``) checks.
+    """
+    from shipyard.server._auth_pages import add_auth_routes
+
+    if mode not in ("token", "none"):
+        raise InvalidInputError(f"auth mode {mode!r} is not one of token, none", field="auth")
+    state = _Auth(getattr(stores, "auth", None), mode, Sessions())
+    app.state.shipyard_auth = state
+    app.add_exception_handler(AuthError, _refusal)
+    app.middleware("http")(_middleware)
+    add_auth_routes(app)
+
+
+async def _refusal(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AuthError)
+    path = request.url.path
+    if exc.status == 401 and request.method == "GET" and not path.startswith("/api/"):
+        return RedirectResponse(f"/login?next={_quote(path)}", status_code=303)
+    body = {"error": {"code": exc.code, "message": exc.message, "field": None}}
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(body, status_code=exc.status, headers=headers)
+
+
+def _quote(path: str) -> str:
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
+
+
+async def _middleware(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    state: _Auth = request.app.state.shipyard_auth
+    session = request.state.session = state.sessions.load(request)
+    try:
+        await _check_csrf(request, session)
+        response = await call_next(request)
+    except AuthError as exc:
+        response = await _refusal(request, exc)
+    if request.method not in SAFE_METHODS and not request.url.path.startswith(("/login", "/logout")):
+        principal = getattr(request.state, "principal", None)
+        who = principal.name if isinstance(principal, Principal) else "anonymous"
+        entry = AuditEntry(
+            who, f"{request.method} {request.url.path}", response.status_code, time.time(), _client(request)
+        )
+        if state.store is not None:
+            await run_in_threadpool(state.store.record_audit, [entry])
+    if session.get("dirty") and not session.get("cleared"):
+        state.sessions.save(response, request, session)
+    _secure_headers(request, response)
+    return response
+
+
+async def _check_csrf(request: Request, session: dict[str, Any]) -> None:
+    if request.method in SAFE_METHODS or _has_bearer(request):
+        return
+    if SESSION_COOKIE not in request.cookies and request.url.path.startswith("/api/"):
+        return  # a script without a browser session: nothing for another site to ride on
+    given = request.headers.get(CSRF_HEADER)
+    content_type = request.headers.get("content-type", "")
+    if given is None and content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        await request.body()  # cached, and replayed to the route after this check
+        async with request.form() as form:
+            value = form.get(CSRF_FIELD)
+            given = value if isinstance(value, str) else None
+    if session.get("new") or not same_token(given, session["csrf"]):
+        raise AuthError(403, "csrf", "the form's CSRF token is missing or stale; reload the page and submit again")
+
+
+def _has_bearer(request: Request) -> bool:
+    return request.headers.get("authorization", "").lower().startswith("bearer ")
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _secure_headers(request: Request, response: Response) -> None:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if not request.url.path.startswith(_DOC_PATHS):
+        headers.setdefault("Content-Security-Policy", CSP)
