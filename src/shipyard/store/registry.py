@@ -26,12 +26,17 @@ METADATA_BACKENDS = {
     "sqlite": "shipyard.store.sql:open_sql_metadata",
     "postgresql": "shipyard.store.sql:open_sql_metadata",
     "postgresql+psycopg": "shipyard.store.sql:open_sql_metadata",
+    "http": "shipyard.store.rest:open_rest_metadata",
+    "https": "shipyard.store.rest:open_rest_metadata",
 }
 ARTIFACT_BACKENDS = {
     "file": "shipyard.store.artifacts:FsspecArtifactStore",
     "s3": "shipyard.store.artifacts:FsspecArtifactStore",
     "memory": "shipyard.store.artifacts:FsspecArtifactStore",
+    "http": "shipyard.store.rest:open_rest_artifacts",
+    "https": "shipyard.store.rest:open_rest_artifacts",
 }
+REST_SCHEMES = ("http://", "https://")  # backends that send ``settings.token`` to a shipyard server
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +99,11 @@ def open_stores(settings: Settings) -> Stores:
             return cached
         open_metadata = _load(METADATA_BACKENDS, settings.store_uri, "metadata store")
         artifact_class = _load(ARTIFACT_BACKENDS, settings.artifact_uri, "artifact store")
-        metadata: Any = open_metadata(settings.store_uri)
+        token: dict[str, Any] = {"token": settings.token} if settings.store_uri.startswith(REST_SCHEMES) else {}
+        metadata: Any = open_metadata(settings.store_uri, **token)
         runs, datasets, models, gc, close, flows, features, *more = metadata
-        artifacts = artifact_class(settings.artifact_uri, endpoint_url=settings.s3_endpoint_url)
+        token = {"token": settings.token} if settings.artifact_uri.startswith(REST_SCHEMES) else {}
+        artifacts = artifact_class(settings.artifact_uri, endpoint_url=settings.s3_endpoint_url, **token)
         auth = more[0] if more else None
         stores = Stores(settings, runs, datasets, models, gc, artifacts, close, flows, features, auth)  # type: ignore[arg-type]
         _cache[key] = stores
