@@ -20,6 +20,7 @@ from shipyard.cli import datasets, db, experiments, features, flows, lineage, mo
 from shipyard.cli import monitor as monitor_command
 from shipyard.cli import predict as predict_command
 from shipyard.cli import serve as serve_command
+from shipyard.cli import server as server_command
 from shipyard.cli import stream as stream_command
 from shipyard.cli import tokens as tokens_command
 from shipyard.errors import ShipyardError
@@ -45,6 +46,7 @@ app.command("run")(run.run)
 app.command("scheduler")(run.scheduler)
 app.command("lineage")(lineage.lineage)
 app.command("serve")(serve_command.serve)
+app.command("server")(server_command.server)
 app.command("stream")(stream_command.stream)
 app.command("predict")(predict_command.predict)
 app.command("build")(build_command.build)
