@@ -254,6 +254,8 @@ def report(
         )
     )
     for side, runs in figures.items():
+        if len(runs) < 2:  # a side skipped (--skip-mlflow)
+            continue
         print(f"{side} peak RSS at 2x input / at 1x: {runs[1].peak_rss_mib / runs[0].peak_rss_mib:.2f}")
     if figures["mlflow"]:
         mlflow = figures["mlflow"]
