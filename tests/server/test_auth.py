@@ -122,6 +122,35 @@ def test_each_role_against_each_class_of_route(stores: Stores, serve: Serve) -> 
     }
 
 
+def test_each_role_against_the_real_server_routes(stores: Stores) -> None:
+    from shipyard.server.app import create_app
+
+    secrets = _tokens(stores)
+    real = {
+        "read": ("GET", "/api/v1/runs/list_experiments", None),
+        "write": ("POST", "/api/v1/runs/create_experiment", {"name": "e"}),
+        "admin": ("GET", "/api/v1/admin/audit", None),
+    }
+    with running(create_app(stores, auth="token")) as url, httpx.Client(base_url=url, timeout=30) as http:
+        seen = {
+            (role, cls): http.request(
+                method, path, headers=_bearer(secret), json=body and {"name": f"{body['name']}-{role}"}
+            ).status_code
+            for role, secret in secrets.items()
+            for cls, (method, path, body) in real.items()
+        }
+        anonymous = {
+            cls: http.request(method, path, json=body).status_code for cls, (method, path, body) in real.items()
+        }
+    assert seen == {
+        ("reader", "read"): 200, ("reader", "write"): 403, ("reader", "admin"): 403,
+        ("writer", "read"): 200, ("writer", "write"): 200, ("writer", "admin"): 403,
+        ("admin", "read"): 200, ("admin", "write"): 200, ("admin", "admin"): 200,
+    }  # fmt: skip
+    assert anonymous == {"read": 401, "write": 401, "admin": 401}
+    assert sorted(e.name for e in stores.runs.list_experiments()) == ["e-admin", "e-writer"]
+
+
 @pytest.mark.parametrize(
     "headers",
     [{}, {"Authorization": "Bearer sy_not-a-token"}, {"Authorization": "Basic dXNlcjpwYXNz"}],
