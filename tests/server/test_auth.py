@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -332,9 +333,23 @@ def test_tokens_create_prints_the_token_alone_on_its_last_line(stores: Stores, s
     assert listed.returncode == 0, listed.stderr
     assert "deploy-bot" in listed.stdout
     assert secret not in listed.stdout
+    audit = subprocess.run([SHIPYARD, "tokens", "audit", "--json"], capture_output=True, text=True, timeout=120)
+    assert audit.returncode == 0, audit.stderr
+    created_entry, posted = reversed(json.loads(audit.stdout))  # newest first
+    assert created_entry["action"] == "token create deploy-bot (writer)"
+    assert created_entry["principal"].startswith("cli")
+    assert (posted["principal"], posted["action"]) == ("deploy-bot", "POST /api/v1/things")
     bad = subprocess.run(
         [SHIPYARD, "tokens", "create", "x", "--role", "root"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ")
     assert "'--role'" in bad.stderr
+
+
+def test_unknown_roles_and_modes_are_refused_by_name(stores: Stores) -> None:
+    with pytest.raises(ValueError, match="role 'root'"):
+        role_required("root")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="auth mode 'open'") as info:
+        install(FastAPI(), stores, mode="open")
+    assert getattr(info.value, "field", None) == "auth"
