@@ -23,6 +23,7 @@ from shipyard.cli import serve as serve_command
 from shipyard.cli import server as server_command
 from shipyard.cli import stream as stream_command
 from shipyard.cli import tokens as tokens_command
+from shipyard.cli import ui as ui_command
 from shipyard.errors import ShipyardError
 
 app = typer.Typer(
@@ -51,6 +52,7 @@ app.command("stream")(stream_command.stream)
 app.command("predict")(predict_command.predict)
 app.command("build")(build_command.build)
 app.command("gc")(db.gc)
+app.command("ui")(ui_command.ui)
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,313 @@
+"""The web UI in headless Chromium (Debian's ``chromium``, driven by Playwright) against a real uvicorn.
+
+One store is populated for the module (runs with metric histories, a model with lineage, a flow
+run, a monitoring report); each test opens pages and asserts on the rendered DOM, then saves a
+screenshot under ``tests/_screenshots/`` (CI prints that folder's listing).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import shipyard as sy
+from shipyard.config import Settings
+from shipyard.flows import flow, task
+from shipyard.store import close_stores, open_stores
+from shipyard.testing import free_port, in_ci, port_open, sqlite_settings
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parent.parent / "_screenshots"
+SHIPYARD = Path(sys.executable).with_name("shipyard")
+
+
+def _need_browser() -> None:
+    reason = ""
+    if not Path(CHROMIUM).exists():
+        reason = "chromium is not installed (apt-get install -y chromium)"
+    else:
+        try:
+            import playwright  # noqa: F401
+        except ImportError:
+            reason = "playwright is not installed (pip install 'playwright>=1.40')"
+    if reason:
+        if in_ci():
+            pytest.fail(f"{reason} (CI=true: the UI tests must run)")
+        pytest.skip(reason)
+
+
+@task
+def extract() -> list[int]:
+    print("extracted 3 rows")
+    return [1, 2, 3]
+
+
+@task
+def square(xs: list[int]) -> list[int]:
+    return [x * x for x in xs]
+
+
+@task
+def summarize(xs: list[int], ys: list[int]) -> int:
+    return sum(xs) + sum(ys)
+
+
+@flow
+def etl() -> int:
+    xs = extract()
+    return summarize(xs, square(xs)).result()
+
+
+def _populate(settings: Settings, workdir: Path) -> dict[str, Any]:
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    ids = {}
+    for name, lr, auc in (("alpha", 0.1, 0.71), ("beta", 0.01, 0.93), ("gamma", 0.5, 0.82)):
+        with sy.start_run(experiment="churn", name=name) as run:
+            sy.log_params({"lr": lr, "model": "lgbm" if name != "gamma" else "xgb"})
+            for step in range(5):
+                sy.log_metrics({"loss": 1.0 / (step + 1) + lr, "auc": auc * (step + 1) / 5}, step=step)
+            ids[name] = run.id
+    train = pd.DataFrame({"f0": [0.1, 0.4, 0.5, 0.9, 0.2, 0.7], "y": [0, 0, 1, 1, 0, 1]})
+    (workdir / "notes.txt").write_text("<b>not bold</b> training notes")
+    (workdir / "sample.csv").write_text("f0,y\n0.1,0\n0.9,1\n")
+    with sy.start_run(experiment="churn", name="model-run") as run:
+        sy.log_dataset(train, name="churn-train")
+        sy.log_metric("auc", 0.88, step=0)
+        sy.log_artifact(workdir / "notes.txt")
+        sy.log_artifact(workdir / "sample.csv")
+        model = LogisticRegression().fit(train[["f0"]], train["y"])
+        version = sy.log_model(model, name="churn", input_example=train[["f0"]].head(2))
+        ids["model-run"] = run.id
+    sy.set_alias("churn", "champion", version.version)
+    ids["flow_run"] = etl.run().id
+    for step, psi in enumerate((0.02, 0.05, 0.31)):
+        tags = {
+            "shipyard.monitoring.ref": "churn@champion",
+            "shipyard.monitoring.step": str(step),
+            "shipyard.monitoring.firing": "drift_f0" if psi > 0.2 else "",
+        }
+        with sy.start_run(experiment="monitoring", name="churn@champion", tags=tags) as run:
+            sy.log_metrics({"psi.f0": psi, "accuracy": 0.9 - psi / 2}, step=step)
+            report = {"drift": {"columns": [{"column": "f0", "statistic": "psi", "score": psi, "drifted": psi > 0.2}]}}
+            run.log_text(json.dumps(report), "report.json")
+    return ids
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A populated SQLite store, served by ``build_app`` on a real uvicorn on loopback."""
+    import uvicorn
+
+    from shipyard.cli.ui import build_app
+
+    workdir = tmp_path_factory.mktemp("ui")
+    settings = sqlite_settings(workdir, flush_interval=0.2)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHIPYARD_STORE", settings.store_uri)
+        mp.setenv("SHIPYARD_ARTIFACTS", settings.artifact_uri)
+        mp.chdir(workdir)
+        ids = _populate(settings, workdir)
+        stores = open_stores(settings)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(build_app(stores), host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 20
+        while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            yield {"base": f"http://127.0.0.1:{port}", "ids": ids, "settings": settings}
+        finally:
+            server.should_exit = True
+            thread.join(timeout=10)
+            close_stores(settings)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, with no network beyond loopback needed."""
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any, ui: dict[str, Any]) -> Iterator[Any]:
+    """A fresh page that records every request to a host other than the UI's."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    tab.outside = []  # type: ignore[attr-defined]
+    tab.on("request", lambda r: None if r.url.startswith(ui["base"]) else tab.outside.append(r.url))
+    yield tab
+    assert tab.outside == [], "the UI fetched something from outside the server"
+    context.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    assert (SHOTS / f"{name}.png").stat().st_size > 0
+
+
+def test_runs_page_filters_and_sorts_through_htmx(page: Any, ui: dict[str, Any]) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{ui['base']}/ui/")
+    page.click("#experiments a:has-text('churn')")
+    page.wait_for_selector("#runs tbody tr[data-run]")
+    assert page.locator("#runs tbody tr[data-run]").count() == 4
+
+    page.fill("#run-filter input[name=filter]", "params.model = 'lgbm'")
+    page.click("#run-filter button")
+    expect(page.locator("#runs tbody tr[data-run]")).to_have_count(2)
+    names = page.locator("#runs tbody tr[data-run] td:nth-child(2)").all_inner_texts()
+    assert sorted(names) == ["alpha", "beta"]
+    assert "filter=" in page.url  # htmx pushed the filtered URL
+
+    page.click("#runs thead a.sort:has-text('auc')")
+    page.wait_for_selector("#runs thead a.sort:has-text('auc ▼')")
+    assert page.locator("#runs tbody tr[data-run] td:nth-child(2)").all_inner_texts() == ["beta", "alpha"]
+    page.click("#runs thead a.sort:has-text('auc')")
+    page.wait_for_selector("#runs thead a.sort:has-text('auc ▲')")
+    assert page.locator("#runs tbody tr[data-run] td:nth-child(2)").all_inner_texts() == ["alpha", "beta"]
+    _shot(page, "runs")
+
+
+def test_a_bad_filter_is_one_message_naming_what_is_wrong(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/experiments/churn")
+    page.fill("#run-filter input[name=filter]", "metrics.auc >>> 1")
+    page.click("#run-filter button")
+    alert = page.wait_for_selector("#runs-table .error")
+    assert "auc" in alert.inner_text() or "filter" in alert.inner_text().lower()
+    assert "Traceback" not in page.content()
+
+
+def test_compare_two_runs_side_by_side_with_overlaid_charts(page: Any, ui: dict[str, Any]) -> None:
+    alpha, beta = ui["ids"]["alpha"], ui["ids"]["beta"]
+    page.goto(f"{ui['base']}/ui/experiments/churn")
+    page.check(f"tr[data-run='{alpha}'] input[type=checkbox]")
+    page.check(f"tr[data-run='{beta}'] input[type=checkbox]")
+    page.click("#compare-button")
+    page.wait_for_selector("#compare")
+    headers = page.locator("#compare thead th a").all_inner_texts()
+    assert sorted(headers) == ["alpha", "beta"]
+    assert page.locator("#compare tr.param.differs th").all_inner_texts() == ["lr"]
+    page.wait_for_selector("figure.chart .uplot canvas")
+    loss = page.locator("figure.chart[data-title='loss']")
+    legend = loss.locator(".u-legend").inner_text()
+    assert f"alpha ({alpha[:8]})" in legend
+    assert f"beta ({beta[:8]})" in legend
+    _shot(page, "compare")
+
+
+def test_run_page_lists_artifacts_with_previews_escaped(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/runs/{ui['ids']['model-run']}")
+    assert (
+        page.locator("#artifacts li:has-text('notes.txt') pre.preview").inner_text() == "<b>not bold</b> training notes"
+    )
+    assert page.locator("#artifacts b").count() == 0  # escaped, not rendered
+    assert page.locator("#artifacts table.csv tbody tr").count() == 2
+    assert page.locator("#lineage .node.dataset").count() == 1
+    _shot(page, "run")
+
+
+def test_model_page_draws_the_lineage_graph(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/models")
+    page.click("#models a:has-text('churn')")
+    page.wait_for_selector("svg#lineage")
+    assert page.locator("#model-card h2").inner_text() == "Model card: churn/1"
+    for kind, label in (("dataset", "churn-train@1"), ("run", "churn/model-run"), ("model_version", "churn/1")):
+        assert page.locator(f"svg#lineage g.node.{kind} text.label").first.text_content() == label
+    assert page.locator("svg#lineage g.node.deployment text.label").text_content() == "churn@champion"
+    assert page.locator("svg#lineage path.edge").count() >= 3
+    _shot(page, "model-lineage")
+
+
+def test_flow_run_page_draws_the_dag_with_task_states_and_logs(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/flows")
+    page.click("#flow-runs a:has-text('etl')")
+    page.wait_for_selector("svg#dag")
+    nodes = page.locator("svg#dag g.node")
+    assert sorted(nodes.evaluate_all("els => els.map(e => e.dataset.id)")) == ["extract-0", "square-0", "summarize-0"]
+    assert page.locator("svg#dag g.node.succeeded").count() == 3
+    assert page.locator("svg#dag path.edge").count() == 3
+    assert "extracted 3 rows" in page.locator("#task-logs").inner_text()
+    _shot(page, "flow-dag")
+
+
+def test_monitoring_page_draws_the_drift_chart_and_the_firing_alert(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/monitoring")
+    page.wait_for_selector("#drift-chart .uplot canvas")
+    assert "psi.f0" in page.locator("#drift-chart .u-legend").inner_text()
+    assert "accuracy" in page.locator("#performance-chart .u-legend").inner_text()
+    assert page.locator("#alerts li.firing").inner_text() == "drift_f0 firing"
+    assert page.locator("#drift-columns tr.drifted td").first.inner_text() == "f0"
+    _shot(page, "monitoring-drift")
+
+
+def test_no_page_references_an_asset_outside_the_server(ui: dict[str, Any]) -> None:
+    ids = ui["ids"]
+    paths = [
+        "/ui/",
+        "/ui/experiments/churn",
+        f"/ui/runs/{ids['model-run']}",
+        f"/ui/compare?id={ids['alpha']}&id={ids['beta']}",
+        "/ui/models/churn/1",
+        "/ui/datasets",
+        "/ui/datasets/churn-train",
+        "/ui/features",
+        "/ui/flows",
+        f"/ui/flows/runs/{ids['flow_run']}",
+        "/ui/monitoring",
+    ]
+    for path in paths:
+        with urllib.request.urlopen(ui["base"] + path, timeout=10) as response:
+            html = response.read().decode()
+        assert response.status == 200, path
+        for marker in ('src="http', "src='http", 'href="http', "href='http", "url(http", "@import"):
+            assert marker not in html, f"{path} references an outside asset ({marker})"
+        assert "/ui/static/vendor/htmx-2.0.11.min.js" in html
+
+
+def test_a_missing_run_is_a_404_page_not_a_traceback(ui: dict[str, Any]) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{ui['base']}/ui/runs/nope", timeout=10)
+    assert caught.value.code == 404
+    body = caught.value.read().decode()
+    assert "nope" in body
+    assert "Traceback" not in body
+
+
+def test_cli_ui_refuses_a_non_loopback_host_with_exit_2() -> None:
+    result = subprocess.run(
+        [str(SHIPYARD), "ui", "--host", "0.0.0.0", "--port", "5999"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--host" in result.stderr
+    assert "loopback" in result.stderr
+    assert "Traceback" not in result.stderr
