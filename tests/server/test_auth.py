@@ -353,3 +353,10 @@ def test_unknown_roles_and_modes_are_refused_by_name(stores: Stores) -> None:
     with pytest.raises(ValueError, match="auth mode 'open'") as info:
         install(FastAPI(), stores, mode="open")
     assert getattr(info.value, "field", None) == "auth"
+
+
+def test_the_tokens_cli_starts_without_the_web_stack() -> None:
+    probe = "import sys, shipyard.cli.main; print(sorted(m for m in ('starlette', 'fastapi') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -38,9 +38,6 @@ Secrets are never logged: neither tokens nor cookies appear in a log line or an 
 
 from __future__ import annotations
 
-import getpass
-import hashlib
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,13 +49,24 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from shipyard.errors import InvalidInputError, NotFoundError
 from shipyard.server._auth_session import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Sessions, same_token
+from shipyard.server._auth_tokens import ROLES, Role, hash_token, issue_token, revoke_token
 from shipyard.store.auth import ApiToken, AuditEntry
 from shipyard.store.protocols import AuthStore
 
-Role = Literal["reader", "writer", "admin"]
-ROLES: tuple[Role, ...] = ("reader", "writer", "admin")
+__all__ = [
+    "ROLES",
+    "AuthError",
+    "Principal",
+    "Role",
+    "csrf_token",
+    "hash_token",
+    "install",
+    "issue_token",
+    "revoke_token",
+    "role_required",
+]
+
 RANK = {role: rank for rank, role in enumerate(ROLES)}
-TOKEN_PREFIX = "sy_"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -82,39 +90,6 @@ class AuthError(Exception):
     def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
-
-
-def hash_token(secret: str) -> str:
-    """The sha256 hex digest under which a token's secret is stored."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def issue_token(auth: AuthStore, name: str, role: str, *, by: str | None = None) -> tuple[ApiToken, str]:
-    """Create a token and return it with its secret (shown once, stored hashed); audited.
-
-    Example:
-        >>> token, secret = issue_token(stores.auth, "ci", "writer")  # doctest: +SKIP
-    """
-    if role not in ROLES:
-        raise InvalidInputError(f"role {role!r} is not one of {', '.join(ROLES)}", field="role")
-    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = auth.create_token(name, role, hash_token(secret))
-    auth.record_audit([AuditEntry(by or _local_user(), f"token create {name} ({role})", 200, time.time())])
-    return token, secret
-
-
-def revoke_token(auth: AuthStore, id_or_name: str, *, by: str | None = None) -> ApiToken:
-    """Revoke a token by id or name (it stops working from its next request); audited."""
-    token = auth.revoke_token(id_or_name, time.time())
-    auth.record_audit([AuditEntry(by or _local_user(), f"token revoke {token.name}", 200, time.time())])
-    return token
-
-
-def _local_user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 class _Auth:
