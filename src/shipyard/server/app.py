@@ -50,7 +50,7 @@ def create_app(
         >>> uvicorn.run(app, host="127.0.0.1", port=8080)  # doctest: +SKIP
     """
     stores = settings_or_stores if isinstance(settings_or_stores, Stores) else open_stores(settings_or_stores)
-    app = FastAPI(title="shipyard", version="1", docs_url=None, redoc_url=None)
+    app = FastAPI(title="shipyard", version="1", docs_url=None, redoc_url=None, redirect_slashes=False)
     _errors(app)
     auth_module.install(app, stores, mode=auth)
     add_operation_routes(app, stores)

@@ -78,8 +78,14 @@ def _load(table: dict[str, str], uri: str, what: str) -> Callable[..., object]:
     return factory
 
 
-_cache: dict[tuple[str, str, str | None], Stores] = {}
+_cache: dict[tuple[str, str, str | None, str | None], Stores] = {}
 _cache_lock = threading.Lock()
+
+
+def _key(settings: Settings) -> tuple[str, str, str | None, str | None]:
+    """What one set of stores is shared by: the URIs, and the token where a REST backend sends it."""
+    rest = settings.store_uri.startswith(REST_SCHEMES) or settings.artifact_uri.startswith(REST_SCHEMES)
+    return (settings.store_uri, settings.artifact_uri, settings.s3_endpoint_url, settings.token if rest else None)
 
 
 def open_stores(settings: Settings) -> Stores:
@@ -90,7 +96,7 @@ def open_stores(settings: Settings) -> Stores:
     behave (flush and heartbeat intervals) reuse the same engine rather than open a
     second one and leave the first undisposed.
     """
-    key = (settings.store_uri, settings.artifact_uri, settings.s3_endpoint_url)
+    key = _key(settings)
     with _cache_lock:
         cached = _cache.get(key)
         if cached is not None:
@@ -112,7 +118,7 @@ def open_stores(settings: Settings) -> Stores:
 
 def close_stores(settings: Settings) -> None:
     """Dispose of the connections held for ``settings`` (tests and short-lived tools call this)."""
-    key = (settings.store_uri, settings.artifact_uri, settings.s3_endpoint_url)
+    key = _key(settings)
     with _cache_lock:
         stores = _cache.pop(key, None)
     if stores is not None:
