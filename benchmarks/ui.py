@@ -114,7 +114,8 @@ def browser_load(url: str) -> list[float]:
             if rows != PAGE:
                 raise RuntimeError(f"Chromium shows {rows} rows, expected {PAGE}")
             timing = page.evaluate(
-                "() => { const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime; }"
+                "() => { const t = performance.getEntriesByType('navigation')[0];"
+                " return t.loadEventEnd - t.startTime; }"
             )
             times.append(float(timing) / 1000)
             context.close()
@@ -148,8 +149,7 @@ def main() -> int:
         expected = reference(args.runs)
         fetch(url)  # warm: templates compiled, connections opened
         first = [fetch(url) for _ in range(REPEATS)]
-        bad = [n for _t, body in first if names(body) != expected[:PAGE]]
-        if bad:
+        if any(names(body) != expected[:PAGE] for _t, body in first):
             print("FAILED: the first page is not the reference's top 50 (no figures printed)")
             return 1
         partial_url = f"{url}&page_token={urllib.parse.quote(next_token(first[0][1]))}"
