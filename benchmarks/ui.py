@@ -127,6 +127,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     args = parser.parse_args()
+    if len(reference(args.runs)) < 2 * PAGE:
+        parser.error(f"--runs {args.runs} gives fewer than two pages of matching runs; use 1000 or more")
     folder = Path(tempfile.mkdtemp(prefix="shipyard-ui-bench-"))
     settings = sqlite_settings(folder)
     stores = open_stores(settings)
