@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,8 +19,11 @@ import pytest
 from fastapi import Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse
 
+from shipyard.client import Client
+from shipyard.config import Settings
+from shipyard.errors import ShipyardError
 from shipyard.server.auth import Principal, csrf_token, install, issue_token, role_required
-from shipyard.store import Stores
+from shipyard.store import Stores, close_stores
 from shipyard.store.protocols import AuthStore
 from tests.serving.conftest import running
 
@@ -150,6 +154,30 @@ def test_each_role_against_the_real_server_routes(stores: Stores) -> None:
     }  # fmt: skip
     assert anonymous == {"read": 401, "write": 401, "admin": 401}
     assert sorted(e.name for e in stores.runs.list_experiments()) == ["e-admin", "e-writer"]
+
+
+def test_the_client_sends_its_token_and_gets_its_role(
+    stores: Stores, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.server.app import create_app
+
+    secrets = _tokens(stores)
+    with running(create_app(stores)) as url:
+        remote = {role: replace(settings, store_uri=url, token=secrets[role]) for role in ("reader", "writer")}
+        try:
+            assert Client(settings=remote["writer"]).create_experiment("by-writer").name == "by-writer"
+            reader = Client(settings=remote["reader"])
+            assert [e.name for e in reader.list_experiments()] == ["by-writer"]
+            with pytest.raises(ShipyardError, match="has role reader; this needs writer"):
+                reader.create_experiment("by-reader")
+            monkeypatch.setenv("SHIPYARD_STORE", url)
+            monkeypatch.setenv("SHIPYARD_TOKEN", "sy_unknown")
+            with pytest.raises(ShipyardError, match="not known"):
+                Client().list_experiments()
+        finally:
+            for remote_settings in remote.values():
+                close_stores(remote_settings)
+            close_stores(replace(settings, store_uri=url, token="sy_unknown"))
 
 
 @pytest.mark.parametrize(
