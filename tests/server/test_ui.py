@@ -195,6 +195,42 @@ def test_runs_page_filters_and_sorts_through_htmx(page: Any, ui: dict[str, Any])
     _shot(page, "runs")
 
 
+def test_runs_page_pages_server_side_through_htmx(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/experiments/churn?order=name%20asc&size=3")
+    first = page.locator("#runs tbody tr[data-run] td:nth-child(2)").all_inner_texts()
+    assert first == ["alpha", "beta", "gamma"]
+    page.click("#next-page")
+    page.wait_for_selector("#runs tbody tr[data-run] >> text=model-run")
+    assert page.locator("#runs tbody tr[data-run] td:nth-child(2)").all_inner_texts() == ["model-run"]
+    assert page.locator("#next-page").count() == 0
+    assert "page_token=" in page.url
+
+
+def test_a_writer_triggers_a_flow_run_with_the_csrf_token(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/flows")
+    row = page.locator("#flows tr:has-text('etl')")
+    assert row.locator("input[name=csrf_token]").get_attribute("value")
+    row.locator("button.trigger").click()
+    page.wait_for_selector("svg#dag")
+    assert "/ui/flows/runs/" in page.url
+    assert page.locator(".meta .state").inner_text() == "pending"
+    assert "ui" in page.locator(".meta").inner_text().split(" · ")  # the trigger recorded
+
+
+def test_a_post_without_the_csrf_token_is_refused(ui: dict[str, Any]) -> None:
+    request = urllib.request.Request(f"{ui['base']}/ui/flows/etl/trigger", data=b"", method="POST")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 403
+
+
+def test_a_bad_page_size_names_the_field(ui: dict[str, Any]) -> None:
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(f"{ui['base']}/ui/experiments/churn?size=0", timeout=10)
+    assert caught.value.code == 400
+    assert "size: expected 1-500 runs a page, got 0" in caught.value.read().decode()
+
+
 def test_a_bad_filter_is_one_message_naming_what_is_wrong(page: Any, ui: dict[str, Any]) -> None:
     page.goto(f"{ui['base']}/ui/experiments/churn")
     page.fill("#run-filter input[name=filter]", "metrics.auc >>> 1")
@@ -247,7 +283,7 @@ def test_model_page_draws_the_lineage_graph(page: Any, ui: dict[str, Any]) -> No
 
 def test_flow_run_page_draws_the_dag_with_task_states_and_logs(page: Any, ui: dict[str, Any]) -> None:
     page.goto(f"{ui['base']}/ui/flows")
-    page.click("#flow-runs a:has-text('etl')")
+    page.click(f"#flow-runs a[href='/ui/flows/runs/{ui['ids']['flow_run']}']")
     page.wait_for_selector("svg#dag")
     nodes = page.locator("svg#dag g.node")
     assert sorted(nodes.evaluate_all("els => els.map(e => e.dataset.id)")) == ["extract-0", "square-0", "summarize-0"]

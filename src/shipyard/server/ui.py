@@ -31,6 +31,7 @@ from shipyard.store.entities import FlowRunRequest
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
 
 
 def _when(value: float | None) -> str:
@@ -93,22 +94,32 @@ def mount_ui(app: Any, stores: Any) -> None:  # noqa: C901 - one small closure p
         return page(request, "experiments.html", title="Experiments", experiments=experiments)
 
     @router.get("/experiments/{name}", response_class=HTMLResponse)
-    def runs_page(request: Request, name: str, filter: str = "", order: str = "", page_token: str = "") -> HTMLResponse:
+    def runs_page(
+        request: Request, name: str, filter: str = "", order: str = "", page_token: str = "", size: int = PAGE_SIZE
+    ) -> HTMLResponse:
         experiment = s.runs.get_experiment(name)
-        context: dict[str, Any] = {"experiment": experiment, "filter": filter, "order": order, "error": None}
+        if not 1 <= size <= MAX_PAGE_SIZE:
+            raise InvalidInputError(f"size: expected 1-{MAX_PAGE_SIZE} runs a page, got {size}", field="size")
+        context: dict[str, Any] = {
+            "experiment": experiment,
+            "filter": filter,
+            "order": order,
+            "error": None,
+            "size": size,
+        }
         try:
             found = s.runs.search_runs(
                 [experiment.id],
                 filter=filter or None,
                 order_by=[order] if order else ["start_time desc"],
-                max_results=PAGE_SIZE,
+                max_results=size,
                 page_token=page_token or None,
             )
         except (InvalidInputError, ShipyardError) as exc:
             found, context["error"] = [], str(exc)  # type: ignore[assignment]
         params, metrics = data.run_columns(found)
         context.update(runs=found, params=params, metrics=metrics, next_token=getattr(found, "next_page_token", None))
-        context["sort_link"] = lambda key: _sort_link(name, filter, order, key)
+        context["sort_link"] = lambda key: _sort_link(name, filter, order, key) + f"&size={size}"
         status = 400 if context["error"] else 200
         template = "_runs_table.html" if request.headers.get("HX-Request") else "runs.html"
         return page(request, template, status, title=f"Runs of {name}", **context)
