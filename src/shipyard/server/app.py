@@ -91,6 +91,7 @@ def _errors(app: FastAPI) -> None:
         return _error(exc.status_code, "http", str(exc.detail))
 
     @app.exception_handler(sql.DataError)
+    @app.exception_handler(OverflowError)  # an integer past the database's 64 bits (SQLite's driver raises this)
     async def out_of_range(request: Request, exc: Exception) -> Response:
         bad = InvalidInputError("a value does not fit the store's column (too long or out of range)")
         return _error(bad.status, bad.code, bad.message)
