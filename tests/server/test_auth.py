@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from shipyard.errors import ShipyardError
 from shipyard.server.auth import Principal, csrf_token, install, issue_token, role_required
 from shipyard.store import Stores, close_stores
 from shipyard.store.protocols import AuthStore
+from shipyard.testing import free_port, port_open
 from tests.serving.conftest import running
 
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
@@ -388,3 +390,31 @@ def test_the_tokens_cli_starts_without_the_web_stack() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_server_process_logs_requests_but_never_a_token(stores: Stores, tmp_path: Path) -> None:
+    secret = _tokens(stores)["admin"]
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        server = subprocess.Popen(
+            [SHIPYARD, "server", "--host", "127.0.0.1", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not port_open("127.0.0.1", port):
+                assert server.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "shipyard server did not listen within 60 s"
+                time.sleep(0.1)
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+                assert http.get("/api/v1/runs/list_experiments", headers=_bearer(secret)).status_code == 200
+                assert http.post("/api/v1/runs/create_experiment", json={"name": "e"}).status_code == 401
+                assert _login(http, secret).status_code == 303
+                cookie = http.cookies["shipyard_session"]
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    logged = log_path.read_text()
+    assert "/api/v1/runs/list_experiments" in logged  # the access log is on
+    assert secret not in logged
+    assert cookie not in logged
