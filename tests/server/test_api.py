@@ -281,3 +281,27 @@ def test_cli_serves_the_store(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_the_token_is_sent_as_a_bearer_and_roles_hold(backing: Settings) -> None:
+    from shipyard.errors import ShipyardError
+    from shipyard.server.auth import issue_token
+
+    local = open_stores(backing)
+    assert local.auth is not None
+    _, writer = issue_token(local.auth, "ci", "writer")
+    _, reader = issue_token(local.auth, "dash", "reader")
+    with serving(create_app(backing, auth="token")) as url:
+        as_writer = open_stores(replace(backing, store_uri=url, artifact_uri=url, token=writer))
+        as_writer.runs.create_experiment("team")
+        digest, _ = as_writer.artifacts.put_bytes(b"blob")
+        as_reader = open_stores(replace(backing, store_uri=url, artifact_uri=url, token=reader))
+        assert [e.name for e in as_reader.runs.list_experiments()] == ["team"]
+        assert as_reader.artifacts.get_bytes(digest) == b"blob"
+        with pytest.raises(ShipyardError, match="has role reader; this needs writer"):
+            as_reader.runs.create_experiment("nope")
+        anonymous = open_stores(replace(backing, store_uri=url, artifact_uri=url))
+        with pytest.raises(ShipyardError, match="Bearer"):
+            anonymous.runs.list_experiments()
+        for token in (writer, reader, None):
+            close_stores(replace(backing, store_uri=url, artifact_uri=url, token=token))
