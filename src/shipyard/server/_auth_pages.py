@@ -17,7 +17,8 @@ from shipyard.server.auth import AuthError, Principal, _Auth, _client, csrf_toke
 from shipyard.store.auth import AuditEntry
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>shipyard: log in</title></head>
+<html lang="en"><head><meta charset="utf-8"><title>shipyard: log in</title>
+<link rel="stylesheet" href="/ui/static/app.css"></head>
 <body><main><h1>shipyard</h1>{message}
 <form method="post" action="/login">
 <input type="hidden" name="{csrf_field}" value="{csrf}">
