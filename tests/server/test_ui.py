@@ -7,6 +7,7 @@ screenshot under ``tests/_screenshots/`` (CI prints that folder's listing).
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import subprocess
@@ -30,6 +31,7 @@ from shipyard.testing import free_port, in_ci, port_open, sqlite_settings
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
 SHOTS = Path(__file__).resolve().parent.parent / "_screenshots"
 SHIPYARD = Path(sys.executable).with_name("shipyard")
 
@@ -85,16 +87,19 @@ def _populate(settings: Settings, workdir: Path) -> dict[str, Any]:
     train = pd.DataFrame({"f0": [0.1, 0.4, 0.5, 0.9, 0.2, 0.7], "y": [0, 0, 1, 1, 0, 1]})
     (workdir / "notes.txt").write_text("<b>not bold</b> training notes")
     (workdir / "sample.csv").write_text("f0,y\n0.1,0\n0.9,1\n")
+    (workdir / "dot.png").write_bytes(base64.b64decode(PNG))
     with sy.start_run(experiment="churn", name="model-run") as run:
         sy.log_dataset(train, name="churn-train")
         sy.log_metric("auc", 0.88, step=0)
         sy.log_artifact(workdir / "notes.txt")
         sy.log_artifact(workdir / "sample.csv")
+        sy.log_artifact(workdir / "dot.png")
         model = LogisticRegression().fit(train[["f0"]], train["y"])
         version = sy.log_model(model, name="churn", input_example=train[["f0"]].head(2))
         ids["model-run"] = run.id
     sy.set_alias("churn", "champion", version.version)
     ids["flow_run"] = etl.run().id
+    _features(workdir, train)
     for step, psi in enumerate((0.02, 0.05, 0.31)):
         tags = {
             "shipyard.monitoring.ref": "churn@champion",
@@ -106,6 +111,39 @@ def _populate(settings: Settings, workdir: Path) -> dict[str, Any]:
             report = {"drift": {"columns": [{"column": "f0", "statistic": "psi", "score": psi, "drifted": psi > 0.2}]}}
             run.log_text(json.dumps(report), "report.json")
     return ids
+
+
+def _features(workdir: Path, train: Any) -> None:
+    """A feature view, materialized, read by a model version through a feature service."""
+    import datetime as dt
+
+    import pandas as pd
+    from sklearn.dummy import DummyClassifier
+
+    from shipyard.features import Entity, FeatureService, FeatureStore, FeatureView, Field, FileSource
+
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    events = pd.DataFrame({"user_id": [1, 2], "ts": [day, day], "clicks": [3.0, 4.0], "sessions": [1, 2]})
+    events.to_parquet(workdir / "events.parquet")
+    user = Entity("user", join_keys=["user_id"])
+    view = FeatureView(
+        "activity",
+        entities=[user],
+        schema=[Field("clicks", "float"), Field("sessions", "int")],
+        source=FileSource(workdir / "events.parquet", timestamp_field="ts"),
+        ttl="2d",
+        owner="growth",
+    )
+    service = FeatureService("ctr", features=["activity:clicks"], owner="growth")
+    store = FeatureStore(online_store=f"sqlite:///{workdir / 'online.db'}")
+    try:
+        store.apply([user, view, service])
+        store.materialize(end=day + dt.timedelta(days=1))
+        frame = pd.DataFrame({"clicks": [1.0, 2.0]})
+        with sy.start_run(experiment="features", name="ctr-run"):
+            sy.log_model(DummyClassifier().fit(frame, [0, 1]), "ctr", input_example=frame, features=service)
+    finally:
+        store.close()
 
 
 @pytest.fixture(scope="module")
@@ -231,6 +269,33 @@ def test_a_bad_page_size_names_the_field(ui: dict[str, Any]) -> None:
     assert "size: expected 1-500 runs a page, got 0" in caught.value.read().decode()
 
 
+def test_features_page_shows_the_catalog_freshness_and_users(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/features")
+    row = page.locator("#features tbody tr:has(td:text-is('activity'))")
+    cells = row.locator("td").all_inner_texts()
+    assert cells[3:5] == ["growth", "clicks, sessions"]
+    assert cells[5] == "2026-11-02 00:00:00"  # materialized up to the last event
+    assert cells[7].strip() == "ctr/1"
+    service = page.locator("#features tbody tr:has(td:text-is('ctr'))").locator("td").all_inner_texts()
+    assert service[0] == "feature_service"
+    assert service[5] == "—"  # a service is not materialized itself
+    assert service[7].strip() == "ctr/1"
+    _shot(page, "features")
+
+
+def test_datasets_page_shows_versions_schema_and_statistics(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/datasets")
+    page.click("#datasets a:has-text('churn-train')")
+    page.wait_for_selector("#schema")
+    schema = dict(
+        zip(page.locator("#schema th").all_inner_texts(), page.locator("#schema td").all_inner_texts(), strict=True)
+    )
+    assert set(schema) == {"f0", "y"}
+    assert page.locator("#stats th").all_inner_texts() == ["f0", "y"]
+    assert page.locator("#dataset-versions li").count() == 1
+    _shot(page, "dataset")
+
+
 def test_a_bad_filter_is_one_message_naming_what_is_wrong(page: Any, ui: dict[str, Any]) -> None:
     page.goto(f"{ui['base']}/ui/experiments/churn")
     page.fill("#run-filter input[name=filter]", "metrics.auc >>> 1")
@@ -266,6 +331,9 @@ def test_run_page_lists_artifacts_with_previews_escaped(page: Any, ui: dict[str,
     assert page.locator("#artifacts b").count() == 0  # escaped, not rendered
     assert page.locator("#artifacts table.csv tbody tr").count() == 2
     assert page.locator("#lineage .node.dataset").count() == 1
+    image = page.locator("#artifacts img.preview")
+    assert image.get_attribute("alt") == "dot.png"
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 1  # the browser decoded it
     _shot(page, "run")
 
 

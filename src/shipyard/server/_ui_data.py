@@ -133,11 +133,11 @@ def dag_svg(flow_run: FlowRun) -> Layout:
 
 
 def feature_catalog(stores: Stores) -> list[dict[str, Any]]:
-    """Every feature view with its fields, owner, freshness (materialized up to) and the model versions using it."""
+    """Every feature view and service: fields, owner, freshness (a view's materialized event time), used by."""
     fresh = {m.view: m for m in stores.features.list_materializations()}
     used: dict[str, list[str]] = {}
     for use in feature_uses(stores):
-        for view in (*use.views, *use.on_demand):
+        for view in (use.service, *use.views, *use.on_demand):
             used.setdefault(view, []).append(use.ref)
     rows = []
     for definition in stores.features.latest_feature_definitions():
@@ -154,6 +154,7 @@ def feature_catalog(stores: Stores) -> list[dict[str, Any]]:
                 "version": definition.version,
                 "owner": spec.get("owner") or "",
                 "fields": fields,
+                "materializable": definition.kind == "feature_view",
                 "fresh_until": materialized.max_event_time if materialized else None,
                 "updated_at": materialized.updated_at if materialized else None,
                 "used_by": used.get(definition.name, []),
