@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -169,7 +170,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
             time.sleep(0.05)
         try:
-            yield {"base": f"http://127.0.0.1:{port}", "ids": ids, "settings": settings}
+            yield {"base": f"http://127.0.0.1:{port}", "ids": ids, "settings": settings, "stores": stores}
         finally:
             server.should_exit = True
             thread.join(timeout=10)
@@ -260,6 +261,65 @@ def test_a_post_without_the_csrf_token_is_refused(ui: dict[str, Any]) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 403
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _status(url: str, token: str | None = None, *, post: bool = False) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    request = urllib.request.Request(url, data=b"" if post else None, headers=headers, method="POST" if post else "GET")
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_with_token_auth_readers_read_and_only_writers_trigger(ui: dict[str, Any]) -> None:
+    import uvicorn
+
+    from shipyard.server.app import create_app
+    from shipyard.server.auth import issue_token
+
+    stores = ui["stores"]
+    _, reader = issue_token(stores.auth, "ui-reader", "reader")
+    _, writer = issue_token(stores.auth, "ui-writer", "writer")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(stores), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert _status(f"{base}/ui/experiments/churn") == 303  # to the login page
+        assert _status(f"{base}/ui/experiments/churn", reader) == 200
+        assert _status(f"{base}/ui/flows/etl/trigger", reader, post=True) == 403
+        assert _status(f"{base}/ui/flows/etl/trigger", writer, post=True) == 303  # to the new flow run
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_shipyard_ui_serves_the_pages_on_loopback(ui: dict[str, Any]) -> None:
+    port = free_port()
+    env = {**os.environ, "SHIPYARD_STORE": ui["settings"].store_uri, "SHIPYARD_ARTIFACTS": ui["settings"].artifact_uri}
+    process = subprocess.Popen([str(SHIPYARD), "ui", "--port", str(port)], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_open("127.0.0.1", port) and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+            body = response.read().decode()
+        assert response.url.endswith("/ui/")
+        assert 'href="/ui/experiments/churn"' in body
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
 
 
 def test_a_bad_page_size_names_the_field(ui: dict[str, Any]) -> None:
