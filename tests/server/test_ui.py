@@ -108,8 +108,10 @@ def _populate(settings: Settings, workdir: Path) -> dict[str, Any]:
             "shipyard.monitoring.firing": "drift_f0" if psi > 0.2 else "",
         }
         with sy.start_run(experiment="monitoring", name="churn@champion", tags=tags) as run:
-            sy.log_metrics({"psi.f0": psi, "accuracy": 0.9 - psi / 2}, step=step)
-            report = {"drift": {"columns": [{"column": "f0", "statistic": "psi", "score": psi, "drifted": psi > 0.2}]}}
+            # As ``monitor`` stores a window: values ``psi(f0)`` as metric ``psi.f0``, report.json beside.
+            sy.log_metrics({"psi.f0": psi, "share_drifted": float(psi > 0.2), "accuracy": 0.9 - psi / 2}, step=step)
+            column = {"name": "f0", "kind": "numeric", "method": "psi", "score": psi, "drifted": psi > 0.2}
+            report = {"drift": {"drifted": ["f0"] if psi > 0.2 else [], "columns": {"f0": column}}}
             run.log_text(json.dumps(report), "report.json")
     return ids
 
@@ -424,10 +426,13 @@ def test_flow_run_page_draws_the_dag_with_task_states_and_logs(page: Any, ui: di
 def test_monitoring_page_draws_the_drift_chart_and_the_firing_alert(page: Any, ui: dict[str, Any]) -> None:
     page.goto(f"{ui['base']}/ui/monitoring")
     page.wait_for_selector("#drift-chart .uplot canvas")
-    assert "psi.f0" in page.locator("#drift-chart .u-legend").inner_text()
+    drift_legend = page.locator("#drift-chart .u-legend").inner_text()
+    assert "psi.f0" in drift_legend
+    assert "share_drifted" in drift_legend
+    assert "accuracy" not in drift_legend
     assert "accuracy" in page.locator("#performance-chart .u-legend").inner_text()
     assert page.locator("#alerts li.firing").inner_text() == "drift_f0 firing"
-    assert page.locator("#drift-columns tr.drifted td").first.inner_text() == "f0"
+    assert page.locator("#drift-columns tr.drifted td").all_inner_texts() == ["f0", "psi", "0.31", "yes"]
     _shot(page, "monitoring-drift")
 
 

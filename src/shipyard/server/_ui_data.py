@@ -16,11 +16,15 @@ from typing import Any
 
 from shipyard.errors import NotFoundError
 from shipyard.lineage import LineageGraph, build_lineage, feature_uses
+from shipyard.monitoring.rules import FEATURE_STATISTICS
 from shipyard.server._ui_svg import GraphNode, Layout, layout
 from shipyard.store import Stores
 from shipyard.store.entities import ArtifactRef, FlowRun, MetricPoint, Run
 
 MONITORING = "monitoring"
+# The values ``monitor`` stores that measure drift (``psi(plan)`` is stored as metric ``psi.plan``);
+# the rest (accuracy, roc_auc, missing rates, row counts) go on the performance chart.
+DRIFT_VALUES = frozenset((*(s for s in FEATURE_STATISTICS if s != "missing_rate"), "share_drifted", "drifted_count"))
 PREVIEW_BYTES = 64 * 1024
 MAX_COLUMNS = 8
 
@@ -181,9 +185,7 @@ def monitoring_view(stores: Stores, runs: Sequence[Run]) -> dict[str, Any]:
     """One monitored model: drift and performance series over windows, the last window's columns, the alerts."""
     steps = [int(r.tags.get("shipyard.monitoring.step", i)) for i, r in enumerate(runs)]
     keys = sorted({k for r in runs for k in r.metrics})
-    drift_keys = [
-        k for k in keys if k.split(".", 1)[0] in ("psi", "ks", "chi2", "wasserstein", "jensen_shannon", "drift")
-    ]
+    drift_keys = [k for k in keys if k.split(".", 1)[0] in DRIFT_VALUES]
     other = [k for k in keys if k not in drift_keys]
 
     def chart(selected: Sequence[str]) -> dict[str, Any]:
