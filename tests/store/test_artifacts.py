@@ -87,7 +87,7 @@ def test_unknown_scheme_lists_the_known_ones() -> None:
     settings = resolve_settings(store_uri="mongodb://user:secret@host/db", artifact_uri="file:///tmp/x", env={})
     with pytest.raises(
         ConfigError,
-        match=r"'mongodb://user:\*\*\*@host/db' has scheme 'mongodb'; known schemes: "
+        match=r"'mongodb://user:\*\*\*@host/db' has scheme 'mongodb'; known schemes: http, https, "
         r"postgresql, postgresql\+psycopg, sqlite",
     ):
         open_stores(settings)

@@ -41,6 +41,27 @@ def _check_digest(digest: str) -> None:
         raise InvalidInputError(f"{digest!r} is not a sha256 hex digest", field="digest")
 
 
+def save_verified(chunks: Iterable[bytes], digest: str, dest: str, *, where: str) -> None:
+    """Write ``chunks`` to ``dest`` through a temporary file renamed into place only if they hash to ``digest``."""
+    folder = os.path.dirname(os.path.abspath(dest))
+    os.makedirs(folder, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    hasher = hashlib.sha256()
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                hasher.update(chunk)
+                out.write(chunk)
+        if hasher.hexdigest() != digest:
+            raise IntegrityError(
+                f"artifact blob {digest} in {where} is corrupted: its bytes hash to {hasher.hexdigest()}"
+            )
+        os.replace(temp, dest)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
 class FsspecArtifactStore:
     """Blobs addressed by sha256 under one root URL (``file://...`` or ``s3://bucket/prefix``)."""
 
@@ -152,26 +173,11 @@ class FsspecArtifactStore:
     def download(self, digest: str, dest: str) -> None:
         """Copy the blob to a local file, verifying it; ``dest`` appears only once verified."""
         _check_digest(digest)
-        folder = os.path.dirname(os.path.abspath(dest))
-        os.makedirs(folder, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        hasher = hashlib.sha256()
         try:
-            with self._remote("read"), os.fdopen(fd, "wb") as out, self.fs.open(self._path(digest), "rb") as src:
-                while chunk := src.read(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-            if hasher.hexdigest() != digest:
-                raise IntegrityError(
-                    f"artifact blob {digest} in {redact_uri(self.root)} is corrupted: "
-                    f"its bytes hash to {hasher.hexdigest()}"
-                )
-            os.replace(temp, dest)
+            with self._remote("read"), self.fs.open(self._path(digest), "rb") as src:
+                save_verified(iter(lambda: src.read(CHUNK), b""), digest, dest, where=redact_uri(self.root))
         except FileNotFoundError as exc:
             raise NotFoundError(f"artifact blob {digest} is missing from {redact_uri(self.root)}") from exc
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
 
     def delete(self, digests: Iterable[str]) -> int:
         """Remove blobs; returns how many were removed."""

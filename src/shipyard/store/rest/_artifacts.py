@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Iterable
 
 from shipyard.errors import IntegrityError
-from shipyard.store.artifacts import CHUNK, _check_digest, sha256_file
+from shipyard.store.artifacts import CHUNK, _check_digest, save_verified, sha256_file
+from shipyard.store.registry import redact_uri
 from shipyard.store.rest._client import RestClient, raise_for
 from shipyard.store.rest._spec import PREFIX
 
@@ -53,23 +52,11 @@ class RestArtifactStore:
     def download(self, digest: str, dest: str) -> None:
         """Stream the blob to ``dest``; the file appears only once its hash matched."""
         _check_digest(digest)
-        folder = os.path.dirname(os.path.abspath(dest))
-        os.makedirs(folder, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-        hasher = hashlib.sha256()
-        try:
-            with os.fdopen(fd, "wb") as out, self._client.http.stream("GET", f"{ARTIFACTS}/{digest}") as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise_for(response, self._client.uri)
-                for chunk in response.iter_bytes(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
-            _verify(digest, hasher.hexdigest())
-            os.replace(temp, dest)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
+        with self._client.http.stream("GET", f"{ARTIFACTS}/{digest}") as response:
+            if response.status_code >= 400:
+                response.read()
+                raise_for(response, self._client.uri)
+            save_verified(response.iter_bytes(CHUNK), digest, dest, where=redact_uri(self.root))
 
     def delete(self, digests: Iterable[str]) -> int:
         """Delete blobs (an admin operation on the server); the number deleted."""
