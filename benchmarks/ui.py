@@ -27,16 +27,16 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 from shipyard.cli.ui import build_app
+from shipyard.server._thread import serving
 from shipyard.store import close_stores, open_stores
 from shipyard.store.entities import MetricPoint
-from shipyard.testing import free_port, port_open, sqlite_settings
+from shipyard.testing import sqlite_settings
 
 FILTER = "params.model = 'lgbm' and metrics.loss < 0.5"
 ORDER = "metrics.auc desc"
@@ -136,33 +136,23 @@ def main() -> int:
     populate(stores, args.runs)
     print(f"populated {args.runs:,} runs in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(build_app(stores), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.05)
     query = urllib.parse.urlencode({"filter": FILTER, "order": ORDER})
-    url = f"http://127.0.0.1:{port}/ui/experiments/bench?{query}"
     try:
-        expected = reference(args.runs)
-        fetch(url)  # warm: templates compiled, connections opened
-        first = [fetch(url) for _ in range(REPEATS)]
-        if any(names(body) != expected[:PAGE] for _t, body in first):
-            print("FAILED: the first page is not the reference's top 50 (no figures printed)")
-            return 1
-        partial_url = f"{url}&page_token={urllib.parse.quote(next_token(first[0][1]))}"
-        partial = [fetch(partial_url, {"HX-Request": "true"}) for _ in range(REPEATS)]
-        if any(names(body) != expected[PAGE : 2 * PAGE] or "<html" in body for _t, body in partial):
-            print("FAILED: the htmx next page is not the reference's runs 51-100 (no figures printed)")
-            return 1
-        loads = browser_load(url)
+        with serving(build_app(stores)) as base:
+            url = f"{base}/ui/experiments/bench?{query}"
+            expected = reference(args.runs)
+            fetch(url)  # warm: templates compiled, connections opened
+            first = [fetch(url) for _ in range(REPEATS)]
+            if any(names(body) != expected[:PAGE] for _t, body in first):
+                print("FAILED: the first page is not the reference's top 50 (no figures printed)")
+                return 1
+            partial_url = f"{url}&page_token={urllib.parse.quote(next_token(first[0][1]))}"
+            partial = [fetch(partial_url, {"HX-Request": "true"}) for _ in range(REPEATS)]
+            if any(names(body) != expected[PAGE : 2 * PAGE] or "<html" in body for _t, body in partial):
+                print("FAILED: the htmx next page is not the reference's runs 51-100 (no figures printed)")
+                return 1
+            loads = browser_load(url)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         close_stores(settings)
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,7 @@ import pytest
 import shipyard as sy
 from shipyard.config import Settings
 from shipyard.flows import flow, task
+from shipyard.server._thread import serving
 from shipyard.store import close_stores, open_stores
 from shipyard.testing import free_port, in_ci, port_open, sqlite_settings
 
@@ -152,8 +152,6 @@ def _features(workdir: Path, train: Any) -> None:
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A populated SQLite store, served by ``build_app`` on a real uvicorn on loopback."""
-    import uvicorn
-
     from shipyard.cli.ui import build_app
 
     workdir = tmp_path_factory.mktemp("ui")
@@ -164,18 +162,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         mp.chdir(workdir)
         ids = _populate(settings, workdir)
         stores = open_stores(settings)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(build_app(stores), host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 20
-        while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
-            time.sleep(0.05)
         try:
-            yield {"base": f"http://127.0.0.1:{port}", "ids": ids, "settings": settings, "stores": stores}
+            with serving(build_app(stores)) as base:
+                yield {"base": base, "ids": ids, "settings": settings, "stores": stores}
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
             close_stores(settings)
 
 
@@ -281,30 +271,17 @@ def _status(url: str, token: str | None = None, *, post: bool = False) -> int:
 
 
 def test_with_token_auth_readers_read_and_only_writers_trigger(ui: dict[str, Any]) -> None:
-    import uvicorn
-
     from shipyard.server.app import create_app
     from shipyard.server.auth import issue_token
 
     stores = ui["stores"]
     _, reader = issue_token(stores.auth, "ui-reader", "reader")
     _, writer = issue_token(stores.auth, "ui-writer", "writer")
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(stores), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not port_open("127.0.0.1", port) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    base = f"http://127.0.0.1:{port}"
-    try:
+    with serving(create_app(stores)) as base:
         assert _status(f"{base}/ui/experiments/churn") == 303  # to the login page
         assert _status(f"{base}/ui/experiments/churn", reader) == 200
         assert _status(f"{base}/ui/flows/etl/trigger", reader, post=True) == 403
         assert _status(f"{base}/ui/flows/etl/trigger", writer, post=True) == 303  # to the new flow run
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def test_shipyard_ui_serves_the_pages_on_loopback(ui: dict[str, Any]) -> None:
