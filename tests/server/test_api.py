@@ -305,3 +305,33 @@ def test_the_token_is_sent_as_a_bearer_and_roles_hold(backing: Settings) -> None
             anonymous.runs.list_experiments()
         for token in (writer, reader, None):
             close_stores(replace(backing, store_uri=url, artifact_uri=url, token=token))
+
+
+def test_a_flow_runs_through_the_server(
+    served: tuple[str, Settings, dict[str, int]], backing: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _, counts = served
+    monkeypatch.setenv("SHIPYARD_STORE", url)
+    monkeypatch.setenv("SHIPYARD_ARTIFACTS", url)
+
+    @sy.task
+    def double(x: int) -> int:
+        return 2 * x
+
+    @sy.task
+    def add(a: int, b: int) -> list[float]:
+        return [a + b, float("nan")]
+
+    @sy.flow
+    def pipeline(n: int = 3) -> Any:
+        return add(double(n), double(n + 1))
+
+    total, nan = pipeline(4)
+    assert total == 18
+    assert nan != nan
+    assert counts.get("/api/v1/flows/save_task_runs", 0) >= 1
+    local = open_stores(backing).flows
+    (stored,) = local.list_flow_runs("pipeline")
+    assert stored.state == "succeeded"
+    tasks = local.get_flow_run(stored.id).tasks
+    assert sorted(t.state for t in tasks) == ["succeeded"] * 3
