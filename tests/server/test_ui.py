@@ -187,13 +187,17 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any, ui: dict[str, Any]) -> Iterator[Any]:
-    """A fresh page that records every request to a host other than the UI's."""
+    """A fresh page that fails the test on a request outside the UI's host or a script/CSP error."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     tab = context.new_page()
-    tab.outside = []  # type: ignore[attr-defined]
-    tab.on("request", lambda r: None if r.url.startswith(ui["base"]) else tab.outside.append(r.url))
+    outside: list[str] = []
+    errors: list[str] = []  # script errors and CSP violations (auth's policy: no inline script or style)
+    tab.on("request", lambda r: None if r.url.startswith(ui["base"]) else outside.append(r.url))
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" and "status of 40" not in m.text else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
     yield tab
-    assert tab.outside == [], "the UI fetched something from outside the server"
+    assert outside == [], "the UI fetched something from outside the server"
+    assert errors == [], "the page logged errors"
     context.close()
 
 
@@ -431,7 +435,9 @@ def test_no_page_references_an_asset_outside_the_server(ui: dict[str, Any]) -> N
     for path in paths:
         with urllib.request.urlopen(ui["base"] + path, timeout=10) as response:
             html = response.read().decode()
+            policy = response.headers["Content-Security-Policy"]
         assert response.status == 200, path
+        assert "script-src 'self';" in policy, path  # auth's security headers on every UI page
         for marker in ('src="http', "src='http", 'href="http', "href='http", "url(http", "@import"):
             assert marker not in html, f"{path} references an outside asset ({marker})"
         assert "/ui/static/vendor/htmx-2.0.11.min.js" in html
