@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,8 @@ import shipyard as sy
 from shipyard.config import Settings
 from shipyard.flows import flow, task
 from shipyard.server._thread import serving
-from shipyard.store import close_stores, open_stores
+from shipyard.store import Stores, close_stores, open_stores
+from shipyard.store.entities import MetricPoint
 from shipyard.testing import free_port, in_ci, port_open, sqlite_settings
 
 pytestmark = pytest.mark.browser
@@ -463,3 +465,24 @@ def test_cli_ui_refuses_a_non_loopback_host_with_exit_2() -> None:
     assert "--host" in result.stderr
     assert "loopback" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_pages_render_and_sort_on_both_engines(stores: Stores) -> None:
+    from shipyard.cli.ui import build_app
+
+    experiment = stores.runs.create_experiment("engines")
+    now = time.time()
+    for i, auc in enumerate((0.7, 0.9, 0.8)):
+        run = stores.runs.create_run(
+            experiment.id, name=f"r{i}", user="t", parent_run_id=None, lineage={}, tags={}, start_time=now + i
+        )
+        stores.runs.log_params(run.id, {"model": "lgbm" if i else "xgb"})
+        stores.runs.end_run(run.id, "FINISHED", now + i + 1, [MetricPoint("auc", auc, 0, now)])
+    with serving(build_app(stores)) as base:
+        query = "filter=params.model%20%3D%20%27lgbm%27&order=metrics.auc%20desc"
+        with urllib.request.urlopen(f"{base}/ui/experiments/engines?{query}", timeout=10) as response:
+            body = response.read().decode()
+        assert re.findall(r'<a href="/ui/runs/[^"]+">(r\d)</a>', body) == ["r1", "r2"]  # lgbm only, auc 0.9 then 0.8
+        for path in ("/ui/", "/ui/models", "/ui/datasets", "/ui/features", "/ui/flows", "/ui/monitoring"):
+            with urllib.request.urlopen(base + path, timeout=10) as response:
+                assert response.status == 200, path
