@@ -335,3 +335,11 @@ def test_a_flow_runs_through_the_server(
     assert stored.state == "succeeded"
     tasks = local.get_flow_run(stored.id).tasks
     assert sorted(t.state for t in tasks) == ["succeeded"] * 3
+
+
+def test_a_read_with_a_none_argument_goes_as_a_query(served: tuple[str, Settings, dict[str, int]]) -> None:
+    _, remote, counts = served
+    flows = open_stores(remote).flows
+    assert flows.find_cached_task_run("no-such-key", newer_than=None) is None
+    assert flows.find_cached_task_run("no-such-key", newer_than=1.0) is None
+    assert counts["/api/v1/flows/find_cached_task_run"] == 2

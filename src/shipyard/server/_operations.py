@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from typing import Any
 
 from fastapi import Depends, FastAPI, Query
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -54,13 +56,20 @@ def _endpoint(op: Operation, target: Any) -> Any:
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
                 annotation=field.annotation,
-                default=Query() if field.is_required() else Query(field.default),
+                default=_query_default(field),
             )
             for name, field in op.args.model_fields.items()
         ]
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     endpoint.__name__ = f"{op.group}_{op.name}"
     return endpoint
+
+
+def _query_default(field: FieldInfo) -> Any:
+    """A client leaves out a query parameter whose value is ``None``, so ``None`` is its default here."""
+    if type(None) in typing.get_args(field.annotation):
+        return Query(None)
+    return Query() if field.is_required() else Query(field.get_default())
 
 
 def _arguments(body: BaseModel) -> dict[str, Any]:
