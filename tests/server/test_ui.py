@@ -229,6 +229,11 @@ def test_runs_page_filters_and_sorts_through_htmx(page: Any, ui: dict[str, Any])
     page.click("#runs thead a.sort:has-text('auc')")
     page.wait_for_selector("#runs thead a.sort:has-text('auc ▲')")
     assert page.locator("#runs tbody tr[data-run] td:nth-child(2)").all_inner_texts() == ["alpha", "beta"]
+    page.fill("#run-filter input[name=filter]", "params.model = 'lgbm' and metrics.auc > 0.1")
+    page.click("#run-filter button")
+    page.wait_for_selector("#run-filter input[value*='0.1']")
+    # a new filter keeps the sort the table had
+    assert page.locator("#runs tbody tr[data-run] td:nth-child(2)").all_inner_texts() == ["alpha", "beta"]
     _shot(page, "runs")
 
 
