@@ -343,3 +343,32 @@ def test_a_read_with_a_none_argument_goes_as_a_query(served: tuple[str, Settings
     assert flows.find_cached_task_run("no-such-key", newer_than=None) is None
     assert flows.find_cached_task_run("no-such-key", newer_than=1.0) is None
     assert counts["/api/v1/flows/find_cached_task_run"] == 2
+
+
+@pytest.mark.s3
+def test_a_pre_signed_url_for_a_blob_on_s3(
+    backing: Settings, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3 = request.getfixturevalue("s3_server")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    on_s3 = replace(backing, artifact_uri=f"s3://{s3.bucket}/signed", s3_endpoint_url=s3.endpoint_url)
+    with serving(create_app(on_s3, auth="none")) as url:
+        remote = replace(backing, store_uri=url, artifact_uri=url)
+        artifacts = open_stores(remote).artifacts
+        digest, _ = artifacts.put_bytes(b"weights" * 100)
+        signed = artifacts.signed_url(digest, expires_s=60)  # type: ignore[attr-defined]
+        assert "Signature" in signed or "X-Amz-Signature" in signed
+        assert httpx.get(signed).content == b"weights" * 100
+        with pytest.raises(NotFoundError):
+            artifacts.signed_url("0" * 64)  # type: ignore[attr-defined]
+        close_stores(remote)
+    close_stores(on_s3)
+
+
+def test_no_signed_url_off_s3(served: tuple[str, Settings, dict[str, int]]) -> None:
+    url, remote, _ = served
+    digest, _ = open_stores(remote).artifacts.put_bytes(b"local")
+    answer = httpx.get(f"{url}/api/v1/artifacts/{digest}/url")
+    assert answer.status_code == 400
+    assert "signs no URLs" in answer.json()["error"]["message"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +29,7 @@ class DeleteArgs(BaseModel):
 
 
 def add_artifact_routes(app: FastAPI, artifacts: ArtifactStore) -> None:
-    """``PUT|GET /api/v1/artifacts/{digest}``, ``.../exists``, the listing and the (admin) delete."""
+    """``PUT|GET /api/v1/artifacts/{digest}``, ``.../exists``, ``.../url`` (S3), the listing and the (admin) delete."""
     reader, writer, admin = (Depends(role_required(r)) for r in ("reader", "writer", "admin"))
 
     @app.get(ARTIFACTS, tags=["artifacts"], dependencies=[reader])
@@ -39,6 +39,14 @@ def add_artifact_routes(app: FastAPI, artifacts: ArtifactStore) -> None:
     @app.get(f"{ARTIFACTS}/{{digest}}/exists", tags=["artifacts"], dependencies=[reader])
     async def exists(digest: Digest) -> dict[str, bool]:
         return {"result": await run_in_threadpool(artifacts.exists, digest)}
+
+    @app.get(f"{ARTIFACTS}/{{digest}}/url", tags=["artifacts"], dependencies=[reader])
+    async def signed_url(digest: Digest, expires_s: Annotated[int, Query(ge=1, le=7 * 24 * 3600)] = 3600) -> Any:
+        """A pre-signed S3 URL to fetch the blob directly (S3 artifact roots only; 400 elsewhere)."""
+        sign = getattr(artifacts, "signed_url", None)
+        if sign is None:
+            raise InvalidInputError("this server's artifact store signs no URLs; download the blob", field="digest")
+        return {"result": await run_in_threadpool(lambda: sign(digest, expires_s=expires_s))}
 
     @app.get(f"{ARTIFACTS}/{{digest}}", tags=["artifacts"], dependencies=[reader], response_class=FileResponse)
     async def download(digest: Digest) -> Response:

@@ -179,6 +179,20 @@ class FsspecArtifactStore:
         except FileNotFoundError as exc:
             raise NotFoundError(f"artifact blob {digest} is missing from {redact_uri(self.root)}") from exc
 
+    def signed_url(self, digest: str, *, expires_s: int = 3600) -> str:
+        """A pre-signed GET URL for the blob, valid ``expires_s`` seconds (S3 roots only)."""
+        _check_digest(digest)
+        if not self.root.startswith("s3://"):
+            raise InvalidInputError(
+                f"artifact store {redact_uri(self.root)} is not on S3: it signs no URLs; download the blob instead",
+                field="digest",
+            )
+        if not self.exists(digest):
+            raise NotFoundError(f"artifact blob {digest} is missing from {redact_uri(self.root)}", field="digest")
+        with self._remote("sign"):
+            url: str = self.fs.sign(self._path(digest), expiration=expires_s)
+        return url
+
     def delete(self, digests: Iterable[str]) -> int:
         """Remove blobs; returns how many were removed."""
         removed = 0
