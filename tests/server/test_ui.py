@@ -491,3 +491,16 @@ def test_the_pages_render_and_sort_on_both_engines(stores: Stores) -> None:
         for path in ("/ui/", "/ui/models", "/ui/datasets", "/ui/features", "/ui/flows", "/ui/monitoring"):
             with urllib.request.urlopen(base + path, timeout=10) as response:
                 assert response.status == 200, path
+
+
+def test_graph_layout_puts_nodes_in_columns_by_longest_path_and_skips_under_the_boxes() -> None:
+    from shipyard.server._ui_svg import NODE_H, GraphNode, layout
+
+    nodes = [GraphNode(n, n, "task") for n in ("c", "a", "b")]
+    drawn = layout(nodes, [("a", "b", ""), ("b", "c", ""), ("a", "c", "")])
+    x = {box.id: box.x for box in drawn.boxes}
+    assert x["a"] < x["b"] < x["c"]  # c follows b though a also feeds it
+    skip = next(arrow for arrow in drawn.arrows if (arrow.source, arrow.target) == ("a", "c"))
+    control_y = int(skip.path.split(" ")[1].split(",")[1])
+    assert control_y > max(box.y for box in drawn.boxes) + NODE_H  # below every box, not through b
+    assert drawn.height > control_y * 3 // 4

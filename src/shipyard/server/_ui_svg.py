@@ -85,6 +85,9 @@ def layout(nodes: Sequence[GraphNode], edges: Sequence[tuple[str, str, str]]) ->
         x = PAD + column * (NODE_W + GAP_X)
         y = PAD + row * (NODE_H + GAP_Y)
         boxes[node.id] = Box(node.id, node.label, node.css, x, y, node.href, node.title)
+    width = PAD * 2 + (max(depth.values(), default=0) + 1) * (NODE_W + GAP_X) - GAP_X
+    height = PAD * 2 + max(rows.values(), default=1) * (NODE_H + GAP_Y) - GAP_Y
+    bottom = height - PAD  # below every box: where an edge that skips columns passes
     arrows = []
     for source, target, label in edges:
         a, b = boxes.get(source), boxes.get(target)
@@ -92,8 +95,13 @@ def layout(nodes: Sequence[GraphNode], edges: Sequence[tuple[str, str, str]]) ->
             continue
         x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
         x2, y2 = b.x, b.y + NODE_H // 2
-        mid = (x1 + x2) // 2
-        arrows.append(Arrow(source, target, f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 4},{y2}", label))
-    width = PAD * 2 + (max(depth.values(), default=0) + 1) * (NODE_W + GAP_X) - GAP_X
-    height = PAD * 2 + max(rows.values(), default=1) * (NODE_H + GAP_Y) - GAP_Y
+        if depth[target] - depth[source] > 1:
+            # A cubic with both control points at ``low`` reaches 3/4 of the way there mid-span.
+            low = max(y1, y2) + int((bottom + GAP_Y // 2 - max(y1, y2)) / 0.75)
+            path = f"M{x1},{y1} C{x1 + GAP_X},{low} {x2 - GAP_X},{low} {x2 - 4},{y2}"
+            height = max(height, bottom + GAP_Y + PAD)
+        else:
+            mid = (x1 + x2) // 2
+            path = f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 4},{y2}"
+        arrows.append(Arrow(source, target, path, label))
     return Layout(tuple(boxes.values()), tuple(arrows), width, height)
