@@ -244,6 +244,20 @@ def test_eight_clients_log_concurrently_and_every_point_is_stored_once(
         assert sorted(steps) == list(range(count))
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--auth", "basic"], "error: --auth must be token or none, got 'basic'"),
+        (["--port", "70000"], "error: --port must be 1-65535, got 70000"),
+        (["--store", "http://127.0.0.1:1"], "error: --store must be a database URI, not another shipyard server"),
+    ],
+)
+def test_cli_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    done = subprocess.run([SHIPYARD, "server", *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [message]
+
+
 def test_cli_refuses_auth_none_off_loopback() -> None:
     done = subprocess.run(
         [SHIPYARD, "server", "--auth", "none", "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60
