@@ -111,7 +111,13 @@ def _populate(settings: Settings, workdir: Path) -> dict[str, Any]:
         }
         with sy.start_run(experiment="monitoring", name="churn@champion", tags=tags) as run:
             # As ``monitor`` stores a window: values ``psi(f0)`` as metric ``psi.f0``, report.json beside.
-            sy.log_metrics({"psi.f0": psi, "share_drifted": float(psi > 0.2), "accuracy": 0.9 - psi / 2}, step=step)
+            values = {
+                "drift_score.f0": psi,
+                "psi.f0": psi,
+                "share_drifted": float(psi > 0.2),
+                "accuracy": 0.9 - psi / 2,
+            }
+            sy.log_metrics({**values, "rows": 100.0}, step=step)
             column = {"name": "f0", "kind": "numeric", "method": "psi", "score": psi, "drifted": psi > 0.2}
             report = {"drift": {"drifted": ["f0"] if psi > 0.2 else [], "columns": {"f0": column}}}
             run.log_text(json.dumps(report), "report.json")
@@ -415,10 +421,13 @@ def test_monitoring_page_draws_the_drift_chart_and_the_firing_alert(page: Any, u
     page.goto(f"{ui['base']}/ui/monitoring")
     page.wait_for_selector("#drift-chart .uplot canvas")
     drift_legend = page.locator("#drift-chart .u-legend").inner_text()
-    assert "psi.f0" in drift_legend
+    assert "drift_score.f0" in drift_legend
     assert "share_drifted" in drift_legend
     assert "accuracy" not in drift_legend
-    assert "accuracy" in page.locator("#performance-chart .u-legend").inner_text()
+    assert "psi.f0" not in drift_legend  # raw statistics stay on the run page
+    performance_legend = page.locator("#performance-chart .u-legend").inner_text()
+    assert "accuracy" in performance_legend
+    assert "rows" not in performance_legend
     assert page.locator("#alerts li.firing").inner_text() == "drift_f0 firing"
     assert page.locator("#drift-columns tr.drifted td").all_inner_texts() == ["f0", "psi", "0.31", "yes"]
     _shot(page, "monitoring-drift")
@@ -504,3 +513,37 @@ def test_graph_layout_puts_nodes_in_columns_by_longest_path_and_skips_under_the_
     control_y = int(skip.path.split(" ")[1].split(",")[1])
     assert control_y > max(box.y for box in drawn.boxes) + NODE_H  # below every box, not through b
     assert drawn.height > control_y * 3 // 4
+
+
+@pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
+def test_a_report_stored_by_monitor_draws_on_the_monitoring_page(stores: Stores, browser: Any) -> None:
+    import numpy as np
+
+    from shipyard.cli.ui import build_app
+    from shipyard.monitoring import monitor
+    from tests.monitoring.conftest import churn_traffic, train_churn, write_log
+
+    model, frame, _ = train_churn()
+    with sy.start_run(experiment="churn"):
+        version = sy.log_model(model, "churn", input_example=frame.head(5), training_data=frame)
+    sy.set_alias("churn", "champion", version.version)
+    traffic, labels = churn_traffic(1, 300, shift=12.0)
+    outputs = np.asarray(sy.load_model("churn@champion").predict(traffic), dtype=np.float64)
+    _, ids = write_log(stores, model="churn", inputs={c: traffic[c].to_numpy() for c in traffic.columns},
+                       outputs=outputs, at=time.time() - 600)  # fmt: skip
+    sy.log_labels(ids, labels, model="churn")
+    report = monitor("churn@champion", window="1h", rules=["churn-drift: psi(tenure) > 0.2"])
+    assert "tenure" in report.drift.drifted  # type: ignore[union-attr]
+
+    context = browser.new_context()
+    with serving(build_app(stores)) as base:
+        page = context.new_page()
+        page.goto(f"{base}/ui/monitoring?ref=churn%40champion")
+        page.wait_for_selector("#drift-chart .uplot canvas")
+        assert "drift_score.tenure" in page.locator("#drift-chart .u-legend").inner_text()
+        assert "roc_auc" in page.locator("#performance-chart .u-legend").inner_text()
+        assert page.locator("#alerts li.firing").all_inner_texts() == [f"{name} firing" for name in report.firing]
+        drifted = page.locator("#drift-columns tr.drifted td:first-child").all_inner_texts()
+        assert sorted(drifted) == sorted(report.drift.drifted)  # type: ignore[union-attr]
+        _shot(page, "monitoring-real-report")
+    context.close()

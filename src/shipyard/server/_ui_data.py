@@ -16,15 +16,16 @@ from typing import Any
 
 from shipyard.errors import NotFoundError
 from shipyard.lineage import LineageGraph, build_lineage, feature_uses
-from shipyard.monitoring.rules import FEATURE_STATISTICS
 from shipyard.server._ui_svg import GraphNode, Layout, layout
 from shipyard.store import Stores
 from shipyard.store.entities import ArtifactRef, FlowRun, MetricPoint, Run
 
 MONITORING = "monitoring"
-# The values ``monitor`` stores that measure drift (``psi(plan)`` is stored as metric ``psi.plan``);
-# the rest (accuracy, roc_auc, missing rates, row counts) go on the performance chart.
-DRIFT_VALUES = frozenset((*(s for s in FEATURE_STATISTICS if s != "missing_rate"), "share_drifted", "drifted_count"))
+# What the monitoring charts draw of the values ``monitor`` stores (``drift_score(plan)`` is stored as
+# metric ``drift_score.plan``): each column's drift score (its flagging statistic) and the share of
+# columns drifted; the model's quality metrics. Raw statistics and row counts stay on the run page.
+DRIFT_VALUES = frozenset(("drift_score", "share_drifted"))
+PERFORMANCE_VALUES = frozenset(("accuracy", "roc_auc", "f1", "rmse", "mae"))
 PREVIEW_BYTES = 64 * 1024
 MAX_COLUMNS = 8
 
@@ -186,7 +187,7 @@ def monitoring_view(stores: Stores, runs: Sequence[Run]) -> dict[str, Any]:
     steps = [int(r.tags.get("shipyard.monitoring.step", i)) for i, r in enumerate(runs)]
     keys = sorted({k for r in runs for k in r.metrics})
     drift_keys = [k for k in keys if k.split(".", 1)[0] in DRIFT_VALUES]
-    other = [k for k in keys if k not in drift_keys]
+    other = [k for k in keys if k in PERFORMANCE_VALUES]
 
     def chart(selected: Sequence[str]) -> dict[str, Any]:
         return {"x": steps, "series": {k: [r.metrics.get(k) for r in runs] for k in selected}}
