@@ -13,7 +13,7 @@ CORS is off: no cross-origin headers are sent unless ``cors_origins`` names some
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -150,4 +150,3 @@ def loopback(host: str) -> bool:
 
 
 __all__ = ["create_app", "loopback"]
-_ = Any
