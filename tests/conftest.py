@@ -46,17 +46,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres), "server"])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("server", marks=pytest.mark.postgres),
+    ]
+)
 def settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings for a fresh, empty store: SQLite in tmp_path, a new PostgreSQL schema, or a live server.
 
-    ``server``: a ``shipyard server`` app (auth none) on a loopback port, over SQLite in tmp_path;
-    the settings point both stores at it over HTTP (the REST backend).
+    ``server``: a ``shipyard server`` app (auth none) on a loopback port, over a new PostgreSQL
+    schema and artifacts in tmp_path, as a team runs it; the settings point both stores at it
+    over HTTP (the REST backend).
     """
     base = sqlite_settings(tmp_path, heartbeat_interval=0.2, heartbeat_timeout=2.0, flush_interval=0.2)
-    if request.param == "server":
-        yield from _remote(base, monkeypatch)
-        return
     if request.param == "sqlite":
         chosen = base
         _export(monkeypatch, chosen)
@@ -68,6 +72,12 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
         uri = schema_cm.__enter__()
     except ServiceMissing as exc:
         _missing(str(exc))
+        return
+    if request.param == "server":
+        try:
+            yield from _remote(replace(base, store_uri=uri), monkeypatch)
+        finally:
+            schema_cm.__exit__(None, None, None)
         return
     chosen = replace(base, store_uri=uri)
     _export(monkeypatch, chosen)
