@@ -136,3 +136,26 @@ def test_deleting_a_run_that_produced_a_model_version_needs_force(settings: Sett
     # The version's files are the run's artifacts: gc keeps them while the version lives.
     assert client.gc()["runs"] == 0
     assert sy.load_model(f"churn/{version}").predict(_data(5)[["a", "b"]].head(2)) is not None
+
+
+def test_lineage_of_a_version_shows_where_it_was_served(settings: Settings) -> None:
+    from shipyard.serving.prediction_log import open_deployment_run
+    from shipyard.store import open_stores
+
+    _, first = _train("lr", _data(2))
+    _, second = _train("lr2", _data(3))
+    stores = open_stores(settings)
+    for arm, ref, version in [
+        ("primary", "churn@champion", first),
+        ("primary", "churn@champion", first),  # served again after a restart: the same deployment
+        ("canary", "churn@challenger", first),
+        ("primary", "churn@champion", second),
+    ]:
+        open_deployment_run(stores, ref=ref, model="churn", arm=arm, version=version)
+    graph = sy.Client().lineage(f"churn/{first}")
+    deployments = {n.id: n.attrs["starts"] for n in graph.of_kind("deployment")}
+    assert deployments == {"deployment:churn@champion:primary": 2, "deployment:churn@challenger:canary": 1}
+    edges = {(e.source, e.relation, e.target) for e in graph.edges}
+    assert (graph.root, "deployed_as", "deployment:churn@champion:primary") in edges
+    later = sy.Client().lineage(f"churn/{second}")
+    assert [n.id for n in later.of_kind("deployment")] == ["deployment:churn@champion:primary"]

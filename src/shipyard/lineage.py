@@ -22,13 +22,23 @@ from shipyard.store.entities import FeatureDefinition, ModelVersion, Run
 VIEW, ON_DEMAND, SERVICE = "feature_view", "on_demand_feature_view", "feature_service"
 # The tag a run that scored with a model version carries (batch prediction): ``name/N``.
 USED_MODEL_TAG = "shipyard.model_version"
+# Where `shipyard serve` records each arm it serves (serving/prediction_log.py writes these; serving sits
+# above this module, so the names are repeated here rather than imported).
+SERVING_EXPERIMENT = "serving"
+SERVED_MODEL_TAG, SERVED_REF_TAG, SERVED_ARM_TAG = (
+    "shipyard.serving.model",
+    "shipyard.serving.ref",
+    "shipyard.serving.arm",
+)
+MAX_DEPLOYMENT_RUNS = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class LineageNode:
     """One object in the graph: ``kind`` is dataset, run, code, model_version, feature_service or feature_view.
 
-    (``on_demand_feature_view`` too, for features computed from other views.)
+    (``on_demand_feature_view`` too, for features computed from other views; ``deployment`` for a
+    reference and arm `shipyard serve` served the version under.)
     """
 
     id: str
@@ -249,6 +259,42 @@ class _Builder:
                 self.link(run_node, self.add_version(version), "produced")
         return run_node
 
+    def add_deployments(self, version_node: str, version: ModelVersion) -> None:
+        """Where the version was served: one node per reference and arm, from the serving runs (newest 1,000)."""
+        experiment = self.stores.runs.find_experiment(SERVING_EXPERIMENT)
+        if experiment is None:
+            return
+        name = version.name.replace("\\", "\\\\").replace("'", "\\'")
+        runs = self.stores.runs.search_runs(
+            [experiment.id],
+            filter=f"tags.`{SERVED_MODEL_TAG}` = '{name}'",
+            order_by=["start_time desc"],
+            max_results=MAX_DEPLOYMENT_RUNS,
+            page_token=None,
+        )
+        served: dict[tuple[str, str], list[Run]] = {}
+        for run in runs:
+            if run.lineage.get("version") == version.version:
+                key = (run.tags.get(SERVED_REF_TAG, version.ref), run.tags.get(SERVED_ARM_TAG, "primary"))
+                served.setdefault(key, []).append(run)
+        for (ref, arm), arm_runs in sorted(served.items()):
+            node = self.add(
+                LineageNode(
+                    f"deployment:{ref}:{arm}",
+                    "deployment",
+                    f"{ref} ({arm})",
+                    {
+                        "ref": ref,
+                        "arm": arm,
+                        "hosts": sorted({str(r.lineage.get("host", "?")) for r in arm_runs}),
+                        "starts": len(arm_runs),
+                        "last_start": arm_runs[0].start_time,
+                        "runs": [r.id for r in arm_runs],
+                    },
+                )
+            )
+            self.link(version_node, node, "deployed_as")
+
     def used_version(self, run: Run) -> ModelVersion | None:
         """The model version a run used (tag ``shipyard.model_version`` = ``name/N``), if it still exists."""
         name, _, number = run.tags.get(USED_MODEL_TAG, "").rpartition("/")
@@ -374,6 +420,7 @@ def build_lineage(stores: Stores, ref: str) -> LineageGraph:
         return builder.graph(root)
     version = resolve_version(stores, ref)
     root = builder.add_version(version)
+    builder.add_deployments(root, version)
     use = builder.definitions.use_of(version)
     if use is not None:
         builder.add_features(root, use)

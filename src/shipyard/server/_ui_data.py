@@ -92,12 +92,15 @@ def preview(stores: Stores, ref: ArtifactRef) -> dict[str, Any]:
 
 
 def graph_svg(graph: LineageGraph) -> Layout:
-    """A model's (or run's) lineage, with each version's aliases drawn as the deployments they name."""
+    """A lineage graph to draw: where a version was served, and each alias not served yet as the deployment it names."""
     nodes = [GraphNode(n.id, n.label, n.kind, _lineage_href(n.id), n.kind) for n in graph.nodes]
     edges = [(e.source, e.target, e.relation) for e in graph.edges]
+    served = {str(n.attrs.get("ref")) for n in graph.of_kind("deployment")}
     for node in graph.of_kind("model_version"):
         name = node.label.rpartition("/")[0]
         for alias in node.attrs.get("aliases", []):
+            if f"{name}@{alias}" in served:
+                continue
             target = f"deployment:{name}@{alias}"
             nodes.append(GraphNode(target, f"{name}@{alias}", "deployment", None, "alias (served as)"))
             edges.append((node.id, target, "deployed_as"))
