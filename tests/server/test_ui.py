@@ -101,6 +101,10 @@ def _populate(settings: Settings, workdir: Path) -> dict[str, Any]:
         version = sy.log_model(model, name="churn", input_example=train[["f0"]].head(2))
         ids["model-run"] = run.id
     sy.set_alias("churn", "champion", version.version)
+    from shipyard.serving.prediction_log import open_deployment_run
+
+    # What `shipyard serve churn@champion` records when it starts (a run per arm in experiment serving).
+    open_deployment_run(open_stores(settings), ref="churn@champion", model="churn", arm="primary", version=1)
     ids["flow_run"] = etl.run().id
     _features(workdir, train)
     for step, psi in enumerate((0.02, 0.05, 0.31)):
@@ -400,7 +404,7 @@ def test_model_page_draws_the_lineage_graph(page: Any, ui: dict[str, Any]) -> No
     assert page.locator("#model-card h2").inner_text() == "Model card: churn/1"
     for kind, label in (("dataset", "churn-train@1"), ("run", "churn/model-run"), ("model_version", "churn/1")):
         assert page.locator(f"svg#lineage g.node.{kind} text.label").first.text_content() == label
-    assert page.locator("svg#lineage g.node.deployment text.label").text_content() == "churn@champion"
+    assert page.locator("svg#lineage g.node.deployment text.label").text_content() == "churn@champion (primary)"
     assert page.locator("svg#lineage path.edge").count() >= 3
     _shot(page, "model-lineage")
 
@@ -433,6 +437,17 @@ def test_monitoring_page_draws_the_drift_chart_and_the_firing_alert(page: Any, u
     _shot(page, "monitoring-drift")
 
 
+def test_serving_page_lists_where_each_version_is_served(page: Any, ui: dict[str, Any]) -> None:
+    page.goto(f"{ui['base']}/ui/serving")
+    cells = page.locator("#deployments tbody tr").first.locator("td").all_inner_texts()
+    assert cells[:4] == ["churn@champion", "primary", "1", "1"]
+    assert cells[5] == "1"  # one start
+    page.click("#deployments a:has-text('churn@champion')")
+    page.wait_for_selector("svg#lineage")
+    assert page.locator("svg#lineage g.node.deployment text.label").text_content() == "churn@champion (primary)"
+    _shot(page, "serving")
+
+
 def test_no_page_references_an_asset_outside_the_server(ui: dict[str, Any]) -> None:
     ids = ui["ids"]
     paths = [
@@ -446,6 +461,7 @@ def test_no_page_references_an_asset_outside_the_server(ui: dict[str, Any]) -> N
         "/ui/features",
         "/ui/flows",
         f"/ui/flows/runs/{ids['flow_run']}",
+        "/ui/serving",
         "/ui/monitoring",
     ]
     for path in paths:

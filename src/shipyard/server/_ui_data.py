@@ -214,3 +214,38 @@ def _report(stores: Stores, run: Run) -> dict[str, Any] | None:
         return None
     data = json.loads(stores.artifacts.get_bytes(refs[0].digest))
     return data if isinstance(data, dict) else None
+
+
+SERVING = "serving"  # the experiment `shipyard serve` records each served arm under
+
+
+def deployments(stores: Stores, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every reference and arm `shipyard serve` served (newest ``limit`` serving runs): versions, hosts, starts."""
+    experiment = stores.runs.find_experiment(SERVING)
+    if experiment is None:
+        return []
+    page = stores.runs.search_runs(
+        [experiment.id], filter=None, order_by=["start_time desc"], max_results=limit, page_token=None
+    )
+    grouped: dict[tuple[str, str], list[Run]] = {}
+    for run in page:
+        key = (run.tags.get("shipyard.serving.ref", run.name), run.tags.get("shipyard.serving.arm", "primary"))
+        grouped.setdefault(key, []).append(run)
+    rows = []
+    for (ref, arm), runs in sorted(grouped.items()):
+        last = runs[0]
+        model = last.tags.get("shipyard.serving.model", ref.partition("@")[0])
+        rows.append(
+            {
+                "ref": ref,
+                "arm": arm,
+                "model": model,
+                "version": last.lineage.get("version"),
+                "versions": sorted({v for r in runs if isinstance(v := r.lineage.get("version"), int)}),
+                "hosts": sorted({str(r.lineage.get("host", "?")) for r in runs}),
+                "starts": len(runs),
+                "last": last,
+                "log_files": len(stores.runs.list_artifacts(last.id, "predictions/")),
+            }
+        )
+    return rows

@@ -229,6 +229,10 @@ def mount_ui(app: Any, stores: Any) -> None:  # noqa: C901 - one small closure p
         target = f"/ui/flows/runs/{queued[0].id}" if queued else "/ui/flows"
         return RedirectResponse(target, 303)
 
+    @router.get("/serving", response_class=HTMLResponse)
+    def serving(request: Request) -> HTMLResponse:
+        return page(request, "serving.html", title="Serving", rows=data.deployments(s))
+
     @router.get("/monitoring", response_class=HTMLResponse)
     def monitoring(request: Request, ref: str = "") -> HTMLResponse:
         refs = data.monitored_refs(s)
