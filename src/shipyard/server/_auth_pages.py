@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from shipyard.server._auth_core import AuthError, Principal, _Auth, _client, csrf_token, role_required
 from shipyard.server._auth_session import CSRF_FIELD, LoginLimiter, Sessions
-from shipyard.server.auth import AuthError, Principal, _Auth, _client, csrf_token, hash_token, role_required
+from shipyard.server._auth_tokens import hash_token
 from shipyard.store.auth import AuditEntry
 
 _PAGE = """<!doctype html>
