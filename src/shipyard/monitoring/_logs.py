@@ -173,7 +173,11 @@ def labelled_predictions(
     stores: Stores, runs: Sequence[ArmRun], *, start: float | None = None, end: float | None = None
 ) -> pd.DataFrame:
     """The predictions of ``runs`` in the window that have a label, with the label in column ``label``."""
-    predictions = read_predictions(stores, runs, start=start, end=end)
+    return join_labels(stores, runs, read_predictions(stores, runs, start=start, end=end))
+
+
+def join_labels(stores: Stores, runs: Sequence[ArmRun], predictions: pd.DataFrame) -> pd.DataFrame:
+    """``predictions`` (as :func:`read_predictions` gives them) that have a label, with it in column ``label``."""
     labels = read_labels(stores, runs)[["_run", "_request_id", "_row", "label"]]
     if "label" in predictions.columns:
         predictions = predictions.rename(columns={"label": "output.label"})

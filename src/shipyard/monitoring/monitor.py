@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipyard.errors import NotFoundError
-from shipyard.monitoring._logs import arm_runs, labelled_predictions, parse_window, read_predictions
+from shipyard.monitoring._logs import arm_runs, join_labels, parse_window, read_predictions
 from shipyard.monitoring.alerts import AlertState, Notifier, Transition, evaluate, notify
 from shipyard.monitoring.drift import ColumnDrift, Distribution, DriftReport, drift
 from shipyard.monitoring.html import render_html
@@ -173,7 +173,7 @@ def monitor(
     drift_report = None
     if reference is not None and present:
         drift_report = drift(reference, current[present], columns=present, thresholds=thresholds)
-    labelled = labelled_predictions(stores, runs, start=start, end=stop)
+    labelled = join_labels(stores, runs, current)  # the window's partitions, read once
     labelled = labelled[labelled["_version"] == version.version]
     performance = performance_of(labelled, _edges(start, stop)).windows[0] if len(labelled) else None
     values = _values(current, present, drift_report, performance.metrics if performance else {})
