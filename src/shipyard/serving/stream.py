@@ -138,10 +138,13 @@ class StreamScorer:
         try:
             columns = numeric_records([record for _, record in kept], self.signature)
             if columns is None:
-                kept = self._checked(kept, dead)
-                if not kept:
-                    return [], np.empty(0)
-                columns = self._columns([record for _, record in kept])
+                try:  # the batch as a whole first: records are checked one by one only when one is bad
+                    columns = self._columns([record for _, record in kept])
+                except (InvalidInputError, SchemaMismatchError):
+                    kept = self._checked(kept, dead)
+                    if not kept:
+                        return [], np.empty(0)
+                    columns = self._columns([record for _, record in kept])
             return kept, np.asarray(self.predict(columns))
         except Exception:
             return self._one_by_one(kept, dead)
