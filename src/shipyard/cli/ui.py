@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Annotated, Any
 
 import typer
@@ -23,13 +22,6 @@ def build_app(stores: Stores) -> Any:
     return app
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def ui(
     host: Annotated[str, typer.Option(help="Address to listen on; loopback only (the UI runs without login).")] = (
         "127.0.0.1"
@@ -40,7 +32,9 @@ def ui(
 
     Example: shipyard ui --port 5000   (then open http://127.0.0.1:5000/ui/)
     """
-    if not _loopback(host):
+    from shipyard.server.app import loopback  # the same check as ``shipyard server --auth none``
+
+    if not loopback(host):
         raise InvalidInputError(
             f"--host {host!r} is not a loopback address; `shipyard ui` has no login, "
             "use `shipyard server` to share the UI",

@@ -55,7 +55,7 @@ class RestArtifactStore:
         with self._client.http.stream("GET", f"{ARTIFACTS}/{digest}") as response:
             if response.status_code >= 400:
                 response.read()
-                raise_for(response, self._client.uri)
+                raise_for(response)
             save_verified(response.iter_bytes(CHUNK), digest, dest, where=redact_uri(self.root))
 
     def signed_url(self, digest: str, *, expires_s: int = 3600) -> str:

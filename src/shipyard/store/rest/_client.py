@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 from pydantic import ValidationError
 
-from shipyard import errors
 from shipyard.errors import InvalidInputError, ShipyardError, StoreUnavailableError
 from shipyard.store.entities import Page
 from shipyard.store.registry import redact_uri
@@ -29,11 +27,10 @@ def _error_types() -> dict[str, type[ShipyardError]]:
     return found
 
 
-_ERRORS = {name: getattr(errors, name) for name in dir(errors)}  # keeps every subclass imported
 CODES = _error_types()
 
 
-def raise_for(response: httpx.Response, base: str) -> None:
+def raise_for(response: httpx.Response) -> None:
     """Re-raise a server's ``{"error": ...}`` body as the shipyard error with that code."""
     if response.status_code < 400:
         return
@@ -63,7 +60,7 @@ class RestClient:
             response = self.http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise StoreUnavailableError(f"shipyard server {redact_uri(self.uri)} is unreachable: {exc}") from exc
-        raise_for(response, self.uri)
+        raise_for(response)
         return response
 
     def call(self, op: Operation, arguments: dict[str, Any]) -> Any:
@@ -95,7 +92,6 @@ class RestStore:
 
     def __init__(self, client: RestClient, group: str) -> None:
         self._client, self._group = client, group
-        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         op = operations().get((self._group, name))
