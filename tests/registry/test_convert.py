@@ -74,6 +74,19 @@ def test_sklearn_pipeline_converts_and_is_served_by_onnxruntime(settings: Settin
     _matches_and_is_served("churn-onnx", pipeline, frame.tail(30))
 
 
+def test_the_conversion_keeps_the_source_feature_service(settings: Settings, churn: Data) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    frame, label = churn
+    reg.log_model(LogisticRegression().fit(frame, label), "scored", input_example=frame.head(8))
+    reg.set_model_tags(
+        "scored", {"shipyard.feature_service": "churn_features", "shipyard.feature_service_version": "2"}, version=1
+    )
+    converted = convert_model("scored/1", tolerance=TOLERANCE)
+    assert reg.load_model(converted.ref).feature_service == reg.load_model("scored/1").feature_service
+    assert reg.load_model(converted.ref).feature_service is not None
+
+
 def test_column_transformer_with_a_string_column_converts(settings: Settings, churn: Data) -> None:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier

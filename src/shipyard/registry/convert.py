@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidInputError, ModelFailedError
 from shipyard.registry._example import read_example
+from shipyard.registry._features import version_tags
 from shipyard.registry._flavors import class_path
 from shipyard.registry._loaded import LoadedModel
 from shipyard.registry.api import get_model_version, load_model, log_model, set_model_tags
@@ -139,6 +140,8 @@ def convert_model(
         "converter": f"{CONVERTIBLE[source.flavor]} {_version(CONVERTIBLE[source.flavor])}",
         "tolerance": f"{tolerance:g}",
         "max_difference": f"{result.max_difference:.3g}",
+        # The same feature service as the source, so serving the conversion by entity id works too.
+        **({} if loaded.feature_service is None else version_tags(loaded.feature_service)),
     }
     set_model_tags(target, tags, version=version.version, client=client)
     return stores.models.get_model_version(target, version.version)
