@@ -114,3 +114,15 @@ def test_an_arm_without_labels_is_a_clear_error(settings: Settings, stores: Stor
     with pytest.raises(InvalidInputError, match="arm 'canary' of model 'churn' has no labelled predictions") as exc:
         compare_arms("churn", candidate="canary", window="1h", end=T0 + 3600)
     assert exc.value.field == "candidate"
+
+
+def test_each_bootstrap_draw_scores_only_the_metric_asked_for_with_the_same_values() -> None:
+    from shipyard.monitoring.experiments import _metric
+    from shipyard.monitoring.performance import evaluate
+
+    rng = np.random.default_rng(3)
+    y, scores = (rng.random(500) < 0.4).astype(float), rng.random(500)
+    full = evaluate(y, scores, task="classification")
+    for metric in ("accuracy", "roc_auc", "f1"):
+        assert _metric(y, scores, metric, "classification") == pytest.approx(full[metric])
+    assert _metric(y, scores, "rmse", "regression") == pytest.approx(evaluate(y, scores, task="regression")["rmse"])

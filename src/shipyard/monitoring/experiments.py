@@ -31,6 +31,8 @@ from shipyard.monitoring.performance import (
     check_metric,
     evaluate,
     prediction_column,
+    roc_auc,
+    threshold_metrics,
 )
 from shipyard.tracking.api import HasStores, resolve_stores
 
@@ -200,6 +202,11 @@ def _pairs(
 
 
 def _metric(y: np.ndarray, scores: np.ndarray, metric: str, task: str) -> float:
+    # Only the metric asked for: ROC AUC's ranking would dominate every accuracy/F1 bootstrap draw.
+    if metric == "roc_auc":
+        return roc_auc(y, scores)
+    if metric in ("accuracy", "f1"):
+        return threshold_metrics(y, scores)[metric == "f1"]
     return evaluate(y, scores, task=task)[metric]
 
 
