@@ -9,7 +9,8 @@ from rich.table import Table
 
 from shipyard.cli._common import JsonOption, client, console, emit_json, record, when
 from shipyard.errors import ConfigError
-from shipyard.server._auth_tokens import ROLES, issue_token, revoke_token
+from shipyard.server._auth_tokens import issue_token, revoke_token
+from shipyard.store.auth import ROLES
 from shipyard.store.protocols import AuthStore
 
 app = typer.Typer(help="API tokens for `shipyard server`, and its audit log.", no_args_is_help=True)

@@ -12,8 +12,8 @@ from starlette.requests import Request
 
 from shipyard.errors import NotFoundError
 from shipyard.server._auth_session import Sessions
-from shipyard.server._auth_tokens import ROLES, Role, hash_token
-from shipyard.store.auth import ApiToken
+from shipyard.server._auth_tokens import hash_token
+from shipyard.store.auth import ROLES, ApiToken, Role
 from shipyard.store.protocols import AuthStore
 
 RANK = {role: rank for rank, role in enumerate(ROLES)}

@@ -10,14 +10,11 @@ import getpass
 import hashlib
 import secrets
 import time
-from typing import Literal
 
 from shipyard.errors import InvalidInputError
-from shipyard.store.auth import ApiToken, AuditEntry
+from shipyard.store.auth import ROLES, ApiToken, AuditEntry
 from shipyard.store.protocols import AuthStore
 
-Role = Literal["reader", "writer", "admin"]
-ROLES: tuple[Role, ...] = ("reader", "writer", "admin")
 TOKEN_PREFIX = "sy_"
 
 

@@ -60,8 +60,8 @@ from shipyard.server._auth_core import (
 )
 from shipyard.server._auth_pages import add_auth_routes
 from shipyard.server._auth_session import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, Sessions, same_token
-from shipyard.server._auth_tokens import ROLES, Role, hash_token, issue_token, revoke_token
-from shipyard.store.auth import AuditEntry
+from shipyard.server._auth_tokens import hash_token, issue_token, revoke_token
+from shipyard.store.auth import ROLES, AuditEntry, Role
 
 __all__ = [
     "ROLES",

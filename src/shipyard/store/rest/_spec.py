@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, create_model
 
+from shipyard.store.auth import Role
 from shipyard.store.entities import Page
 from shipyard.store.protocols import (
     DatasetStore,
@@ -43,8 +44,6 @@ READ_METHODS = frozenset({"run_datasets", "dataset_runs", "versions_for_runs", "
 ADMIN_METHODS = frozenset({"purge_deleted"})
 SCALARS = (str, int, float, bool, type(None))
 WIRE = ConfigDict(ser_json_inf_nan="constants", ser_json_bytes="base64", val_json_bytes="base64", extra="forbid")
-
-Role = Literal["reader", "writer", "admin"]
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,9 @@ from sqlalchemy import exc as sa_exc
 
 from shipyard.errors import ConflictError, InvalidInputError, NotFoundError
 from shipyard.store import schema as s
-from shipyard.store.auth import ApiToken, AuditEntry
+from shipyard.store.auth import ROLES, ApiToken, AuditEntry
 from shipyard.store.sql._engine import Database
 
-TOKEN_ROLES = ("reader", "writer", "admin")
 # last_used is a hint for "is this token still in use?", so it is written at most once a minute
 # per token: a write transaction on every authenticated request would queue readers behind it.
 TOUCH_EVERY_S = 60.0
@@ -32,8 +31,8 @@ class SqlAuthStore:
         """Store a new token under a unique ``name``; ``secret_hash`` is the sha256 hex of its secret."""
         if not name.strip() or len(name) > 250:
             raise InvalidInputError(f"token name {name!r} must be 1 to 250 characters", field="name")
-        if role not in TOKEN_ROLES:
-            raise InvalidInputError(f"role {role!r} is not one of {', '.join(TOKEN_ROLES)}", field="role")
+        if role not in ROLES:
+            raise InvalidInputError(f"role {role!r} is not one of {', '.join(ROLES)}", field="role")
         token = ApiToken(id=uuid.uuid4().hex, name=name, role=role, created_at=time.time())
         row = {"id": token.id, "name": name, "role": role, "secret_hash": secret_hash, "created_at": token.created_at}
         try:
