@@ -58,3 +58,6 @@ def test_the_gate_refuses_to_judge_without_labels(settings: Settings, stores: St
         promote_if_better("churn", version, data=frame)
     with pytest.raises(InvalidInputError, match="metric must be one of"):
         promote_if_better("churn", version, metric="auc", data=frame)
+    with pytest.raises(InvalidInputError, match="the labelled rows lack input 'plan' of churn/") as missing:
+        promote_if_better("churn", version, data=frame.drop(columns=["plan"]).assign(label=0))
+    assert missing.value.field == "data"

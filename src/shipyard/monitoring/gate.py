@@ -149,6 +149,11 @@ def _score(ref: str, rows: pd.DataFrame, label: str, metric: str, client: HasSto
 
     model = load_model(ref, client=client)
     names = [c["name"] for c in (model.version.signature or {}).get("inputs", [])]
+    missing = [n for n in names if n not in rows.columns]
+    if missing:
+        raise InvalidInputError(
+            f"the labelled rows lack input {missing[0]!r} of {ref}; its inputs are: {', '.join(names)}", field="data"
+        )
     features = (
         rows[names] if names else rows.drop(columns=[c for c in rows.columns if c.startswith("_") or c == "label"])
     )
