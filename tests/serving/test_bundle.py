@@ -205,3 +205,21 @@ def test_bad_input_is_one_line_and_writes_nothing(model: Any, tmp_path: Path) ->
     assert len(missing.stderr.strip().splitlines()) == 1
     assert "alias" in missing.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_a_model_fed_by_a_feature_service_is_refused(model: Any, tmp_path: Path) -> None:
+    """Its requests carry entity ids, and a bundle holds no feature store to look them up in."""
+    import shipyard.registry as reg
+
+    frame, _ = churn_frame()
+    fed = reg.log_model(model, "churn-fed", input_example=frame.head(5))
+    tags = {"shipyard.feature_service": "churn", "shipyard.feature_service_version": "1"}  # as log_model(features=)
+    reg.set_model_tags("churn-fed", tags, version=fed.version)
+    reg.set_alias("churn-fed", "champion", fed.version)
+    refused = _cli("build", "churn-fed@champion", str(tmp_path / "fed"))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: churn-fed/1 is fed by feature service 'churn' (requests carry entity ids); a bundle holds no "
+        "feature store to look them up, so serve it with `shipyard serve` against the store"
+    ]
+    assert not list(tmp_path.iterdir())

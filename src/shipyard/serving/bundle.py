@@ -107,7 +107,15 @@ def build_bundle(
     step = progress or (lambda _: None)
     step(f"resolving {ref}")
     source = get_model_version(ref, client=client)
-    manifest = load_model(source.ref, client=client).manifest  # every file verified, the model loads
+    loaded = load_model(source.ref, client=client)  # every file verified, the model loads
+    if loaded.feature_service is not None:
+        # The bundle's store holds the model alone: no feature definitions, no online store to read.
+        raise InvalidInputError(
+            f"{source.ref} is fed by feature service {loaded.feature_service.name!r} (requests carry entity ids); "
+            "a bundle holds no feature store to look them up, so serve it with `shipyard serve` against the store",
+            field="ref",
+        )
+    manifest = loaded.manifest
     parsed = parse_model_ref(ref)
     alias = parsed.alias or DEFAULT_ALIAS
     served = f"{source.name}@{alias}"
