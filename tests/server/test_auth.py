@@ -216,6 +216,17 @@ def test_mode_none_makes_every_request_a_local_admin(stores: Stores, serve: Serv
     assert client.get("/api/v1/things").json() == {"principal": "local", "role": "admin"}
 
 
+def test_mode_none_refuses_writes_from_another_site(stores: Stores, serve: Serve) -> None:
+    """With no login, a page on another site must not drive writes (a no-cors fetch carries no cookie)."""
+    client = serve(mode="none")
+    refused = client.post("/api/v1/things", headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "cross_origin"
+    host = client.base_url.netloc.decode()
+    assert client.post("/api/v1/things", headers={"Origin": f"http://{host}"}).status_code == 200
+    assert client.post("/api/v1/things").status_code == 200  # a script sends no Origin
+
+
 def test_login_sets_a_session_that_works_until_logout(stores: Stores, serve: Serve) -> None:
     secret = _tokens(stores)["writer"]
     client = serve()

@@ -41,6 +41,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -114,7 +115,7 @@ async def _middleware(request: Request, call_next: Callable[[Request], Awaitable
     state: _Auth = request.app.state.shipyard_auth
     session = request.state.session = state.sessions.load(request)
     try:
-        await _check_csrf(request, session)
+        await _check_csrf(request, session, state.mode)
         response = await call_next(request)
     except AuthError as exc:
         response = await _refusal(request, exc)
@@ -132,9 +133,13 @@ async def _middleware(request: Request, call_next: Callable[[Request], Awaitable
     return response
 
 
-async def _check_csrf(request: Request, session: dict[str, Any]) -> None:
+async def _check_csrf(request: Request, session: dict[str, Any], mode: str) -> None:
     if request.method in SAFE_METHODS or _has_bearer(request):
         return
+    origin = request.headers.get("origin")
+    if mode == "none" and origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        # with no login, any page the browser opens could POST here (a no-cors fetch needs no cookie)
+        raise AuthError(403, "cross_origin", f"a write from another site ({origin}) is refused")
     if SESSION_COOKIE not in request.cookies and request.url.path.startswith("/api/"):
         return  # a script without a browser session: nothing for another site to ride on
     given = request.headers.get(CSRF_HEADER)
